@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine (see README):
+#   make train   creates .venv, installs customkeras, runs exercise 13 on Fashion-MNIST
+#   make test    creates .venv, installs customkeras with its test extras, runs the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The offline copy of the data beside this checkout, when there is one; otherwise the
+# loaders use CUSTOMKERAS_DATA_DIR, the Keras / scikit-learn caches, then the downloads.
+SHARED_DATA := $(wildcard ../shared/datasets)
+ifneq ($(SHARED_DATA),)
+export CUSTOMKERAS_DATA_DIR ?= $(abspath $(SHARED_DATA))
+endif
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install train test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+train: install
+	$(BIN)/customkeras train fashion-mnist $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_datasets.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+"""(being written)"""
+def main(argv=None):
+    raise SystemExit("customkeras CLI: being written")
