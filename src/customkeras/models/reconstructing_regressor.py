@@ -1,0 +1,81 @@
+"""`ReconstructingRegressor`: a regressor with an auxiliary reconstruction loss
+(the chapter's "Losses Based on Model Internals")."""
+
+import keras
+from keras import ops
+
+from customkeras._checks import non_negative_float, positive_int
+
+_N_HIDDEN = 5
+_UNITS = 30
+
+
+@keras.saving.register_keras_serializable(package="customkeras")
+class ReconstructingRegressor(keras.Model):
+    """Regressor that also learns to reconstruct its inputs from its last hidden layer.
+
+    Five `Dense(30, relu)` layers feed both the output `Dense(output_dim)` and a
+    reconstruction `Dense(n_inputs)`. Each call adds
+
+    ```
+    reconstruction_weight * mean((reconstruction - inputs) ** 2)
+    ```
+
+    to the model's losses (`add_loss`), and the unweighted reconstruction error is
+    reported as the metric `"reconstruction_loss"` (in `model.metrics` and the logs of
+    `fit` / `evaluate`).
+
+    Args:
+        output_dim: Integer >= 1, the number of outputs.
+        reconstruction_weight: Float >= 0, the weight of the reconstruction loss.
+            Defaults to `0.05`.
+        **kwargs: Base `keras.Model` arguments.
+
+    Example:
+
+    >>> model = ReconstructingRegressor(1)
+    >>> model.compile(loss="mse", optimizer="nadam")
+    >>> model.fit(X_train, y_train, epochs=2).history["reconstruction_loss"]
+    """
+
+    def __init__(self, output_dim, reconstruction_weight=0.05, **kwargs):
+        super().__init__(**kwargs)
+        self.output_dim = positive_int("output_dim", output_dim)
+        self.reconstruction_weight = non_negative_float(
+            "reconstruction_weight", reconstruction_weight
+        )
+        self.hidden = [
+            keras.layers.Dense(_UNITS, activation="relu", kernel_initializer="he_normal")
+            for _ in range(_N_HIDDEN)
+        ]
+        self.out = keras.layers.Dense(self.output_dim)
+        # A Metric attribute is tracked by the model: it shows up in model.metrics,
+        # is reset at each epoch, and its result() is logged by fit / evaluate.
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+
+    def build(self, input_shape):
+        # The reconstruction layer's width is the number of inputs, known only now.
+        self.reconstruct = keras.layers.Dense(input_shape[-1])
+        shape = tuple(input_shape)
+        for layer in self.hidden:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.reconstruct.build(shape)
+        self.out.build(shape)
+
+    def call(self, inputs):
+        hidden = inputs
+        for layer in self.hidden:
+            hidden = layer(hidden)
+        reconstruction = self.reconstruct(hidden)
+        reconstruction_loss = ops.mean(ops.square(reconstruction - inputs))
+        self.add_loss(self.reconstruction_weight * reconstruction_loss)
+        self.reconstruction_tracker.update_state(reconstruction_loss)
+        return self.out(hidden)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "output_dim": self.output_dim,
+            "reconstruction_weight": self.reconstruction_weight,
+        }
