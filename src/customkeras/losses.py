@@ -110,8 +110,9 @@ def create_huber(threshold=1.0):
 class HuberLoss(keras.losses.Loss):
     """Huber loss that keeps its threshold when saved.
 
-    Computes `huber(y_true, y_pred, threshold)` per element, then applies the Loss
-    reduction (by default the mean over all elements, as `keras.losses.Huber` does).
+    Computes `huber(y_true, y_pred, threshold)` per element and averages it over the
+    last axis (one loss per sample, so per-sample weights apply), then applies the Loss
+    reduction (by default the mean over the batch), as `keras.losses.Huber` does.
 
     Args:
         threshold: Positive float, where the loss turns from quadratic to linear.
@@ -128,7 +129,7 @@ class HuberLoss(keras.losses.Loss):
         self.threshold = positive_float("threshold", threshold)
 
     def call(self, y_true, y_pred):
-        return huber(y_true, y_pred, self.threshold)
+        return ops.mean(huber(y_true, y_pred, self.threshold), axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold}
