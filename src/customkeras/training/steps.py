@@ -1,0 +1,218 @@
+"""The traced part of the Trainer: one train/test step and the in-graph step loops.
+
+Orbit's design (tensorflow/models/orbit): a small step function, and a `tf.function`
+loop `for i in tf.range(num_steps)` whose step count is a *tensor*, so one trace
+serves every execution length (a full execution, the shorter last one of an epoch,
+a validation pass). Batches are gathered in-graph from device-resident tensors with
+a per-epoch index order, so no Python runs per step. The host only reads metrics
+between executions.
+
+Each loop's `input_signature` leaves the sample dimension unknown, so a new data
+set with another number of samples, a smaller last batch or another batch size reuse
+the same trace. With XLA (`jit_compile=True`) only the step is compiled: XLA around
+the whole `while` loop was measured to be slower on CPU.
+
+Distribution seam: state is created under `strategy.scope()` by the caller, and each
+step runs through `strategy.run`; the per-replica split of the batch is the part a
+multi-device strategy has to add.
+"""
+
+import tensorflow as tf
+
+INDEX_SPEC = tf.TensorSpec([], tf.int32)
+
+
+def unpack(batch):
+    """Splits `(x, y)` or `(x, y, sample_weight)` into three values."""
+    if len(batch) == 2:
+        return batch[0], batch[1], None
+    return batch
+
+
+def _data_spec(data):
+    return tf.nest.map_structure(
+        lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), data
+    )
+
+
+def _spec_key(spec):
+    return (str(tf.nest.map_structure(lambda _: 0, spec)), tuple(tf.nest.flatten(spec)))
+
+
+class StepLoops:
+    """Owns the traced step functions and loops of one `Trainer`.
+
+    Args:
+        model: the Keras model (built).
+        loss: a `keras.losses.Loss` returning the (sample-weighted) batch mean.
+        optimizer: a built Keras optimizer (possibly a `MultiOptimizer`).
+        loss_tracker: a `keras.metrics.Mean` named `"loss"`.
+        metrics: the compiled-style metric objects.
+        strategy: a `tf.distribute.Strategy` (the default one when not distributing).
+        jit_compile: whether each step is compiled with XLA.
+
+    Attributes:
+        trace_counts: how many times the train and test steps were traced
+            (Python runs the step body only while tracing).
+    """
+
+    def __init__(self, model, loss, optimizer, loss_tracker, metrics, strategy, jit_compile):
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+        self.loss_tracker = loss_tracker
+        self.metrics = list(metrics)
+        self.strategy = strategy
+        self.trace_counts = {"train_step": 0, "test_step": 0}
+        self._state = list(model.variables) + list(optimizer.variables)
+        with strategy.scope():
+            # The values at the end of the last execution whose loss and weights
+            # were finite: what the model falls back to when training diverges.
+            self._backups = [
+                tf.Variable(v.value, trainable=False, name="backup") for v in self._state
+            ]
+        self.set_jit_compile(jit_compile)
+
+    def set_jit_compile(self, jit_compile):
+        """Switches XLA on or off for the steps (drops the cached loops)."""
+        self.jit_compile = bool(jit_compile)
+        self._train_loops, self._test_loops = {}, {}
+        if self.jit_compile:
+            self._train_step_fn = tf.function(self._train_step, jit_compile=True)
+            self._test_step_fn = tf.function(self._test_step, jit_compile=True)
+        else:
+            self._train_step_fn, self._test_step_fn = self._train_step, self._test_step
+
+    # ---- one step ------------------------------------------------------------------
+
+    def _total_loss(self, y, y_pred, sample_weight):
+        """Mean main loss (sample-weighted) + every loss in `model.losses`."""
+        loss = self.loss(y, y_pred, sample_weight=sample_weight)
+        extra = [tf.cast(tf.reduce_sum(term), loss.dtype) for term in self.model.losses]
+        return tf.add_n([loss] + extra) if extra else loss
+
+    def _update_metrics(self, loss, y, y_pred):
+        self.loss_tracker.update_state(loss, sample_weight=tf.shape(y_pred)[0])
+        # As with `compile(metrics=...)`, metrics ignore sample weights (Keras keeps
+        # weighted ones apart, in `weighted_metrics`); only the loss is weighted.
+        for metric in self.metrics:
+            metric.update_state(y, y_pred)
+
+    def _train_step(self, batch):
+        self.trace_counts["train_step"] += 1
+        x, y, sample_weight = unpack(batch)
+        variables = self.model.trainable_variables
+        with tf.GradientTape() as tape:
+            y_pred = self.model(x, training=True)
+            loss = self._total_loss(y, y_pred, sample_weight)
+        gradients = tape.gradient(loss, variables)
+        # Keras 3 optimizers apply variable constraints inside `apply_gradients`, so
+        # the constraints hold after every step without a second application here.
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        self._update_metrics(loss, y, y_pred)
+        return loss
+
+    def _test_step(self, batch):
+        self.trace_counts["test_step"] += 1
+        x, y, sample_weight = unpack(batch)
+        y_pred = self.model(x, training=False)
+        loss = self._total_loss(y, y_pred, sample_weight)
+        self._update_metrics(loss, y, y_pred)
+        return loss
+
+    # ---- loops -----------------------------------------------------------------------
+
+    def logs(self):
+        """The running results of the loss tracker and metrics, by name."""
+        results = {}
+        for metric in [self.loss_tracker] + self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                results.update(result)
+            else:
+                results[metric.name] = result
+        return results
+
+    def train(self, data, order, first_step, num_steps, batch_size):
+        """Runs up to `num_steps` training steps in one graph call.
+
+        Args:
+            data: `(x, y)` or `(x, y, sample_weight)` tensors of the whole data set.
+            order: int32 vector, the epoch's sample order.
+            first_step: 0-based index in the epoch of the first step to run.
+            num_steps: how many steps to run (fewer if a loss is not finite).
+            batch_size: samples per step (the last step of an epoch may get fewer).
+
+        Returns:
+            `(steps_run, loss_finite, weights_finite, logs)` as tensors. When both
+            flags are true, the backup of the variables was refreshed.
+        """
+        key = _spec_key(_data_spec(data))
+        if key not in self._train_loops:
+            self._train_loops[key] = tf.function(
+                self._train_loop,
+                input_signature=[_data_spec(data), tf.TensorSpec([None], tf.int32)]
+                + [INDEX_SPEC] * 3,
+            )
+        return self._train_loops[key](data, order, first_step, num_steps, batch_size)
+
+    def test(self, data, first_step, num_steps, batch_size):
+        """Runs `num_steps` evaluation steps in one graph call; returns the logs."""
+        key = _spec_key(_data_spec(data))
+        if key not in self._test_loops:
+            self._test_loops[key] = tf.function(
+                self._test_loop, input_signature=[_data_spec(data)] + [INDEX_SPEC] * 3
+            )
+        return self._test_loops[key](data, first_step, num_steps, batch_size)
+
+    def _train_loop(self, data, order, first_step, num_steps, batch_size):
+        total = tf.shape(order)[0]
+
+        def body(step, loss_finite):
+            start = (first_step + step) * batch_size
+            indices = order[start:tf.minimum(start + batch_size, total)]
+            batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
+            loss = self.strategy.run(self._train_step_fn, args=(batch,))
+            loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+            return step + 1, tf.reduce_all(tf.math.is_finite(loss))
+
+        steps_run, loss_finite = tf.while_loop(
+            lambda step, finite: tf.logical_and(step < num_steps, finite),
+            body,
+            (tf.constant(0), tf.constant(True)),
+        )
+        # An update can overflow the weights while its loss still looks finite.
+        weights_finite = tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]
+        )
+        tf.cond(tf.logical_and(loss_finite, weights_finite), self._snapshot, lambda: False)
+        return steps_run, loss_finite, weights_finite, self.logs()
+
+    def _test_loop(self, data, first_step, num_steps, batch_size):
+        total = tf.shape(tf.nest.flatten(data)[0])[0]
+
+        def body(step):
+            start = (first_step + step) * batch_size
+            stop = tf.minimum(start + batch_size, total)
+            batch = tf.nest.map_structure(lambda t: t[start:stop], data)
+            self.strategy.run(self._test_step_fn, args=(batch,))
+            return (step + 1,)
+
+        tf.while_loop(lambda step: step < num_steps, body, (tf.constant(0),))
+        return self.logs()
+
+    # ---- divergence backup -------------------------------------------------------------
+
+    def _snapshot(self):
+        for backup, variable in zip(self._backups, self._state):
+            backup.assign(variable.value)
+        return True
+
+    def snapshot(self):
+        """Records the current variables as the last finite state."""
+        self._snapshot()
+
+    def restore(self):
+        """Puts back the variables recorded by the last snapshot."""
+        for backup, variable in zip(self._backups, self._state):
+            variable.assign(backup)

@@ -1,0 +1,339 @@
+"""`Trainer`: the chapter's custom training loop (exercise 13), made fast.
+
+The host side is a small controller in the style of Orbit's `Controller`: between
+graph executions it updates the progress display, calls the Keras callbacks, records
+the history and checks for divergence. Everything per step is traced (see `steps`).
+"""
+
+import numpy as np
+import keras
+import tensorflow as tf
+
+from customkeras.training import inputs, objectives
+from customkeras.training.errors import TrainingDivergedError
+from customkeras.training.optimizer_groups import group_optimizer
+from customkeras.training.progress import make_progress
+from customkeras.training.steps import StepLoops
+
+DEFAULT_STEPS_PER_EXECUTION = 100
+
+
+class Trainer:
+    """Trains a Keras model with a custom loop that keeps the chapter's semantics.
+
+    The loss of a step is the mean main loss over the batch (sample-weighted when
+    `sample_weight` is given, as in Keras) plus the sum of `model.losses`
+    (regularization and `add_loss` terms). Variable constraints hold after every
+    step. The running loss and metrics restart at each epoch, and validation runs at
+    each epoch's end. `history.history` has the keys Keras `fit` would produce.
+
+    Args:
+        model: a Keras model with one output.
+        loss: a `keras.losses.Loss`, a loss function, or a Keras loss name.
+        optimizer: a Keras optimizer (or its name), or per-group optimizers: a mapping
+            `{layers: optimizer}` (keys: a layer, a sub-model, or a tuple of them) or a
+            list of `(layers, optimizer)` pairs. Every trainable variable must be in
+            exactly one group (exercise 13b).
+        metrics: metric objects, functions or names (`"accuracy"`, `"mae"`, ...).
+            Defaults to none.
+        steps_per_execution: training steps per graph call. The host reads metrics,
+            updates the display and calls batch callbacks only between calls.
+            Defaults to 100.
+        jit_compile: `True` to compile each step with XLA, `False` not to, `"auto"`
+            to try XLA and fall back without it if the model cannot be compiled.
+            Defaults to `"auto"`.
+        strategy: a `tf.distribute.Strategy`, or None for the default (no
+            distribution). State is created under its scope. Defaults to None.
+
+    Example:
+
+    ```python
+    trainer = Trainer(model, "sparse_categorical_crossentropy",
+                      keras.optimizers.Nadam(), metrics=["accuracy"])
+    history = trainer.fit(x_train, y_train, epochs=5,
+                          validation_data=(x_valid, y_valid), seed=42)
+    trainer.evaluate(x_test, y_test)  # {"loss": ..., "accuracy": ...}
+    ```
+    """
+
+    def __init__(
+        self,
+        model,
+        loss,
+        optimizer,
+        metrics=(),
+        *,
+        steps_per_execution=DEFAULT_STEPS_PER_EXECUTION,
+        jit_compile="auto",
+        strategy=None,
+    ):
+        if not isinstance(model, keras.Model):
+            raise ValueError(f"`model` must be a keras.Model; received {model!r}")
+        if jit_compile not in (True, False, "auto"):
+            raise ValueError(f"`jit_compile` must be True, False or 'auto'; received {jit_compile!r}")
+        if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
+            raise ValueError(
+                f"`strategy` must be a tf.distribute.Strategy or None; received {strategy!r}"
+            )
+        self.model = model
+        self.loss = objectives.resolve_loss(loss)
+        self.steps_per_execution = inputs.check_positive_int(
+            steps_per_execution, "steps_per_execution"
+        )
+        self.jit_compile = jit_compile
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self._metric_spec = metrics
+        self._optimizer_spec = optimizer
+        if isinstance(optimizer, (str, keras.optimizers.Optimizer)) or model.built:
+            self._resolve_optimizer()
+        else:  # groups need the model's variables, which exist once it is built
+            self._optimizer = None
+        self._loops = None
+        self.metrics = None
+
+    # ---- public API ------------------------------------------------------------------
+
+    @property
+    def optimizer(self):
+        """The optimizer; for groups a `MultiOptimizer` whose `.optimizers` lists them."""
+        return self._optimizer
+
+    @property
+    def trace_counts(self):
+        """How many times the train and test steps have been traced (diagnostics)."""
+        if self._loops is None:
+            return {"train_step": 0, "test_step": 0}
+        return dict(self._loops.trace_counts)
+
+    def fit(
+        self,
+        x,
+        y,
+        *,
+        epochs=1,
+        batch_size=32,
+        validation_data=None,
+        shuffle=True,
+        sample_weight=None,
+        callbacks=(),
+        verbose="auto",
+        seed=None,
+        initial_epoch=0,
+    ):
+        """Trains the model for epochs `initial_epoch` to `epochs - 1`.
+
+        Args:
+            x: inputs, an array-like (or a tuple/list/dict of them for multi-input
+                models) with samples along the first axis.
+            y: targets with the same number of samples.
+            epochs: index of the epoch to stop before (as in Keras). Defaults to 1.
+            batch_size: samples per step; the last step of an epoch takes the rest,
+                as Keras does. Defaults to 32.
+            validation_data: `(x_val, y_val)` or `(x_val, y_val, sample_weight_val)`
+                evaluated at each epoch's end. Defaults to None.
+            shuffle: whether to shuffle the samples every epoch. Defaults to True.
+            sample_weight: one weight per sample, or None. Defaults to None.
+            callbacks: Keras callbacks. Defaults to none.
+            verbose: `"auto"`, 0, 1 (progress bars) or 2 (one line per epoch).
+                Defaults to `"auto"`.
+            seed: seed of the per-epoch shuffle. The order of epoch `e` depends only
+                on `(seed, e)`, so resuming with `initial_epoch` replays the same
+                orders. None draws a seed from NumPy's global generator (seeded by
+                `keras.utils.set_random_seed`). Defaults to None.
+            initial_epoch: epoch to start from, for resuming. Defaults to 0.
+
+        Returns:
+            A `keras.callbacks.History`.
+
+        Raises:
+            ValueError: bad arguments or data, before any training.
+            TrainingDivergedError: a NaN or infinite loss or weight.
+        """
+        epochs = inputs.check_positive_int(epochs, "epochs", minimum=0)
+        batch_size = inputs.check_positive_int(batch_size, "batch_size")
+        initial_epoch = inputs.check_positive_int(initial_epoch, "initial_epoch", minimum=0)
+        if seed is not None:
+            seed = inputs.check_positive_int(seed, "seed", minimum=0)
+        else:
+            seed = int(np.random.randint(2**31 - 1))
+        train = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
+        validation = None
+        if validation_data is not None:
+            validation = self._prepare(*_split_validation(validation_data), _VALIDATION_NAMES)
+        n_samples = int(train[1].shape[0])
+        steps_per_epoch = -(-n_samples // batch_size)
+
+        callback_list = keras.callbacks.CallbackList(
+            list(callbacks), add_history=True, add_progbar=False, model=self.model,
+            verbose=0, epochs=epochs, steps=steps_per_epoch,
+        )
+        progress = make_progress(
+            verbose, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch
+        )
+        self.model.optimizer = self._optimizer
+        self.model.stop_training = False
+        self._loops.snapshot()
+        training_logs = {}
+        try:
+            callback_list.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                epoch_logs = self._run_epoch(
+                    epoch, train, inputs.epoch_order(n_samples, seed, epoch, shuffle),
+                    batch_size, steps_per_epoch, callback_list, progress,
+                )
+                if validation is not None:
+                    val_logs = self._evaluate_tensors(validation, batch_size, callback_list)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                callback_list.on_epoch_end(epoch, epoch_logs)
+                progress.epoch_end(epoch, epoch_logs)
+                training_logs = epoch_logs
+                if self.model.stop_training:
+                    break
+            callback_list.on_train_end(training_logs)
+        finally:
+            progress.close()
+        return _history(callback_list)
+
+    def evaluate(self, x, y, *, batch_size=32, sample_weight=None):
+        """Returns the loss and metrics of the model on `(x, y)`.
+
+        Args:
+            x: inputs.
+            y: targets.
+            batch_size: samples per step. Defaults to 32.
+            sample_weight: one weight per sample, or None. Defaults to None.
+
+        Returns:
+            A dict `{"loss": float, "<metric name>": float, ...}`; the loss includes
+            `model.losses`, as in Keras `evaluate`.
+        """
+        batch_size = inputs.check_positive_int(batch_size, "batch_size")
+        data = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
+        return self._evaluate_tensors(data, batch_size, None)
+
+    # ---- controller ---------------------------------------------------------------------
+
+    def _run_epoch(self, epoch, data, order, batch_size, steps_per_epoch, callbacks, progress):
+        for metric in self._all_metrics():
+            metric.reset_state()
+        callbacks.on_epoch_begin(epoch)
+        progress.epoch_begin(epoch)
+        order = tf.constant(order)
+        batch_size_t = tf.constant(batch_size)
+        step, logs = 0, {}
+        while step < steps_per_epoch and not self.model.stop_training:
+            count = min(self.steps_per_execution, steps_per_epoch - step)
+            callbacks.on_train_batch_begin(step)
+            steps_run, loss_finite, weights_finite, logs = self._execute(
+                data, order, tf.constant(step), tf.constant(count), batch_size_t
+            )
+            logs = {name: float(value) for name, value in logs.items()}
+            if not (bool(loss_finite) and bool(weights_finite)):
+                self._diverged(epoch, step, int(steps_run), bool(loss_finite), logs)
+            step += count
+            callbacks.on_train_batch_end(step - 1, logs)
+            progress.execution_end(step, logs)
+        return dict(logs)
+
+    def _execute(self, *args):
+        """One training execution; under `jit_compile="auto"`, falls back from XLA."""
+        try:
+            return self._loops.train(*args)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
+            if not (self.jit_compile == "auto" and self._loops.jit_compile):
+                raise
+        # XLA could not compile the step (an op without an XLA kernel): the failed
+        # call changed nothing, so run the same execution without XLA.
+        self._loops.restore()
+        self._loops.set_jit_compile(False)
+        return self._loops.train(*args)
+
+    def _diverged(self, epoch, first_step, steps_run, loss_finite, logs):
+        self._loops.restore()
+        if loss_finite:
+            step = first_step + steps_run
+            reason = "the weights became non-finite (loss still finite)"
+        else:
+            step = first_step + steps_run
+            reason = f"the loss was {logs.get('loss', float('nan'))}"
+        raise TrainingDivergedError(epoch + 1, step, reason, restored_step=first_step)
+
+    def _evaluate_tensors(self, data, batch_size, callbacks):
+        for metric in self._all_metrics():
+            metric.reset_state()
+        n_samples = int(data[1].shape[0])
+        steps = -(-n_samples // batch_size)
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        step, logs = 0, {}
+        batch_size_t = tf.constant(batch_size)
+        while step < steps:
+            count = min(self.steps_per_execution, steps - step)
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step)
+            logs = self._loops.test(data, tf.constant(step), tf.constant(count), batch_size_t)
+            logs = {name: float(value) for name, value in logs.items()}
+            step += count
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step - 1, logs)
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+    # ---- set-up ---------------------------------------------------------------------------
+
+    def _all_metrics(self):
+        return [self._loops.loss_tracker] + self._loops.metrics
+
+    def _resolve_optimizer(self):
+        with self.strategy.scope():
+            self._optimizer = group_optimizer(self.model, self._optimizer_spec)
+
+    def _prepare(self, x, y, sample_weight, names):
+        """Checks one data set, builds the training state on first use, returns tensors."""
+        x = inputs.as_arrays(x, names[0])
+        y = inputs.as_arrays(y, names[1])
+        if tf.nest.is_nested(y):
+            raise ValueError(f"`{names[1]}` must be one array (single-output models)")
+        if sample_weight is not None:
+            sample_weight = inputs.as_arrays(sample_weight, names[2]).astype("float32")
+        with self.strategy.scope():
+            output = inputs.check_data(self.model, self.loss, x, y, sample_weight, names)
+        if self._loops is None:
+            self._build(y.shape, tuple(output.shape))
+        data = (x, y) if sample_weight is None else (x, y, sample_weight)
+        return inputs.to_tensors(data)
+
+    def _build(self, label_shape, output_shape):
+        if self._optimizer is None:
+            self._resolve_optimizer()
+        with self.strategy.scope():
+            self.metrics = objectives.resolve_metrics(
+                self._metric_spec, label_shape, output_shape
+            )
+            loss_tracker = keras.metrics.Mean(name="loss")
+            self._optimizer.build(self.model.trainable_variables)
+        self._loops = StepLoops(
+            self.model, self.loss, self._optimizer, loss_tracker, self.metrics,
+            self.strategy, jit_compile=self.jit_compile in (True, "auto"),
+        )
+
+
+_VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
+
+
+def _split_validation(validation_data):
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+            f"sample_weight_val); received {type(validation_data).__name__}"
+        )
+    x, y, *rest = validation_data
+    return x, y, (rest[0] if rest else None)
+
+
+def _history(callback_list):
+    for callback in callback_list.callbacks:
+        if isinstance(callback, keras.callbacks.History):
+            return callback
+    raise RuntimeError("CallbackList did not add a History callback")
