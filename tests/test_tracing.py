@@ -224,6 +224,19 @@ def test_trace_command(tmp_path, monkeypatch, capsys):
     assert "retracing: 2 traces > --max-traces 1" in capsys.readouterr().err
 
 
-def test_trace_command_rejects_a_bad_target():
-    with pytest.raises(ValueError, match="MODULE:FUNCTION.*'cube'"):
-        tracing.trace_command(["cube", "--example", "1"])
+def test_trace_command_rejects_a_bad_target(capsys):
+    assert tracing.trace_command(["cube", "--example", "1"]) == 2
+    assert "expected MODULE:FUNCTION, received: 'cube'" in capsys.readouterr().err
+    assert tracing.trace_command(["customkeras.tracing:no_such", "--example", "1"]) == 2
+    assert "no_such" in capsys.readouterr().err
+
+
+def test_add_parser_plugs_trace_into_a_command_parser(capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="customkeras")
+    tracing.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["trace", "tensorflow:square",
+                              "--example", "tf.ones([2])", "--example", "tf.ones([3])"])
+    assert args.handler(args) == 0
+    assert capsys.readouterr().out.startswith("2 trace(s) for 2 call(s):")

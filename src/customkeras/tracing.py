@@ -37,6 +37,7 @@ __all__ = [
     "RetraceProbe",
     "RetracingError",
     "TraceCounter",
+    "add_parser",
     "autograph_source",
     "count_traces",
     "describe",
@@ -449,6 +450,29 @@ def _parse_example(expression: str) -> tuple[tuple, dict]:
     return eval(f"_collect({expression})", namespace)  # noqa: S307
 
 
+_TRACE_DESCRIPTION = (
+    "Trace a Python function or tf.function on example arguments and show how often it "
+    "traced, with which signatures, what would retrace it, and its graph's operations."
+)
+
+
+def _add_trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="MODULE:FUNCTION, e.g. mypackage.steps:train_step")
+    parser.add_argument("--example", action="append", required=True,
+                        help="arguments of one call, as Python (tf and np available); repeatable")
+    parser.add_argument("--max-traces", type=int, default=None,
+                        help="exit with status 1 if the function traces more than this")
+    parser.add_argument("--autograph", action="store_true", help="print the AutoGraph code")
+    parser.set_defaults(handler=_run_trace)
+
+
+def add_parser(subparsers) -> None:
+    """Adds the `trace` sub-command to the `customkeras` parser (`handler` default set)."""
+    parser = subparsers.add_parser("trace", help="trace a function and report its retracing",
+                                   description=_TRACE_DESCRIPTION)
+    _add_trace_arguments(parser)
+
+
 def trace_command(argv: Sequence[str] | None = None) -> int:
     """`customkeras trace MODULE:FUNCTION --example '...'`: trace a function, report.
 
@@ -459,22 +483,24 @@ def trace_command(argv: Sequence[str] | None = None) -> int:
     AutoGraph code are printed.
 
     Returns:
-        The exit status: 0, or 1 with `--max-traces N` when the function traced more.
+        The exit status: 0; 1 with `--max-traces N` when the function traced more; 2 when
+        MODULE:FUNCTION cannot be loaded.
     """
-    parser = argparse.ArgumentParser(
-        prog="customkeras trace",
-        description="Trace a Python function or tf.function and show its traces and graph.",
-    )
-    parser.add_argument("target", help="MODULE:FUNCTION, e.g. mypackage.steps:train_step")
-    parser.add_argument("--example", action="append", required=True,
-                        help="arguments of one call, as Python (tf and np available); repeatable")
-    parser.add_argument("--max-traces", type=int, default=None,
-                        help="exit with status 1 if the function traces more than this")
-    parser.add_argument("--autograph", action="store_true", help="print the AutoGraph code")
+    parser = argparse.ArgumentParser(prog="customkeras trace", description=_TRACE_DESCRIPTION)
+    _add_trace_arguments(parser)
     options = parser.parse_args(argv)
+    return options.handler(options)
+
+
+def _run_trace(options: argparse.Namespace) -> int:
     if "" not in sys.path:
         sys.path.insert(0, "")  # so MODULE can be a file in the current directory
-    fn = _load_function(options.target)
+    try:
+        fn = _load_function(options.target)
+    except (ValueError, ImportError, AttributeError) as error:
+        print(f"customkeras trace: error: cannot load {options.target!r}: {error}",
+              file=sys.stderr)
+        return 2
     counter = count_traces(fn)
     examples = [_parse_example(expression) for expression in options.example]
     for args, kwargs in examples:
