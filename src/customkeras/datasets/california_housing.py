@@ -1,10 +1,8 @@
 """California housing (StatLib, Pace & Barry 1997), split and scaled as in the chapter."""
 
 import hashlib
-import http.client
 import io
 import pathlib
-import pickle
 import tarfile
 import zlib
 
@@ -39,10 +37,9 @@ CALIFORNIA_HOUSING_VALUES_SHA256 = (
 )
 
 _RAW_SHAPE = (20640, 9)
-_FILES = [CALIFORNIA_HOUSING_ARCHIVE + " (scikit-learn's archive)", CALIFORNIA_HOUSING_RAW]
+_FILES = [f"{CALIFORNIA_HOUSING_ARCHIVE} (scikit-learn's archive) or {CALIFORNIA_HOUSING_RAW}"]
 _FIX = layout_hint(CALIFORNIA_HOUSING_SUBDIR, _FILES)
-_SKLEARN_FAILURES = (OSError, EOFError, ValueError, zlib.error, pickle.UnpicklingError,
-                     http.client.HTTPException)
+_SKLEARN_CACHE = "cal_housing_py3.pkz"  # where fetch_california_housing caches the data
 
 
 def _read_archive_member(archive):
@@ -134,29 +131,48 @@ def _features_from_directory(directory):
     elif raw.is_file():
         values = parse_california_housing(raw.read_bytes(), str(raw))
     else:
-        raise missing_files_error(
-            directory, CALIFORNIA_HOUSING_SUBDIR, [f"{archive.name} or {raw.name}"], _FILES
+        missing = [f"{archive.name} or {raw.name}"]
+        raise missing_files_error(directory, CALIFORNIA_HOUSING_SUBDIR, missing, _FILES)
+    features, target = california_housing_features(values)
+    _check_features(features, target, archive if archive.is_file() else raw, _FIX)
+    return features, target
+
+
+def _check_features(features, target, source, fix):
+    """The 8 derived features and the target must be 20,640 rows of finite numbers."""
+    if features.shape != (_RAW_SHAPE[0], 8) or target.shape != _RAW_SHAPE[:1]:
+        raise DatasetError(
+            f"{source}: expected {_RAW_SHAPE[0]} rows of 8 features and a target, found "
+            f"features {features.shape} and target {target.shape}. {fix}"
         )
-    return california_housing_features(values)
+    if not (np.isfinite(features).all() and np.isfinite(target).all()):
+        raise DatasetError(f"{source}: expected finite features and target, found NaN/inf. {fix}")
 
 
 def _features_from_sklearn():
     """scikit-learn's cached copy (its data home), downloading it there if missing."""
-    data_home = sklearn.datasets.get_data_home()
+    data_home = pathlib.Path(sklearn.datasets.get_data_home())
+    cache = data_home / _SKLEARN_CACHE
+    cached = cache.is_file()
     try:
         features, target = sklearn.datasets.fetch_california_housing(
             data_home=data_home, download_if_missing=True, return_X_y=True
         )
-    except _SKLEARN_FAILURES as error:
-        raise DatasetError(
-            f"{data_home}/cal_housing.pkz: scikit-learn's cached copy is missing or "
-            f"unreadable and the download failed ({type(error).__name__}: {error}). {_FIX}"
-        ) from error
-    if features.shape != (_RAW_SHAPE[0], 8) or target.shape != _RAW_SHAPE[:1]:
-        raise DatasetError(
-            f"{data_home}/cal_housing.pkz: expected {_RAW_SHAPE[0]} rows of 8 features, found "
-            f"{features.shape} and target {target.shape}. Delete it to download it again."
-        )
+    # A damaged cache fails with anything from zlib.error to KeyError, a failed download
+    # with URLError deep inside urllib: all become one error that says what to do.
+    except Exception as error:
+        failure = f"{type(error).__name__}: {error}"
+        if cached:
+            problem = f"{cache}: scikit-learn's cached copy is unreadable ({failure})"
+            advice = "Delete it so that scikit-learn downloads it again, or: "
+        else:
+            problem = (
+                f"{data_home}: scikit-learn's cached copy ({_SKLEARN_CACHE}) is missing, and "
+                f"the download failed ({failure})"
+            )
+            advice = ""
+        raise DatasetError(f"{problem}. {advice}{_FIX}") from error
+    _check_features(features, target, cache, f"Delete it so that scikit-learn downloads it again, or: {_FIX}")
     return features, target
 
 
@@ -172,7 +188,7 @@ def load_california_housing(data_dir=None, scale=True):
     array is its own 64-byte aligned, C-contiguous, writeable allocation.
 
     Where the data comes from, in order: `data_dir`; `$CUSTOMKERAS_DATA_DIR`;
-    scikit-learn's data home (`~/scikit_learn_data/cal_housing.pkz`); scikit-learn's
+    scikit-learn's data home (`~/scikit_learn_data/cal_housing_py3.pkz`); scikit-learn's
     download into it. A data directory holds `california-housing/` with `cal_housing.tgz`
     (scikit-learn's archive, read in memory, never extracted to disk) or the raw
     `cal_housing.data`.
@@ -203,8 +219,6 @@ def load_california_housing(data_dir=None, scale=True):
         features, target = _features_from_directory(directory)
     else:
         features, target = _features_from_sklearn()
-    if not (np.isfinite(features).all() and np.isfinite(target).all()):
-        raise DatasetError(f"California housing: features or target not finite. {_FIX}")
     X_train_full, X_test, y_train_full, y_test = train_test_split(
         features, target.reshape(-1, 1), random_state=42
     )
