@@ -1,3 +1,54 @@
-"""(being written)"""
-def main(argv=None):
-    raise SystemExit("customkeras CLI: being written")
+"""The `customkeras` command: the chapter's experiments from one command.
+
+Sub-commands: `train` (exercise 13 on Fashion-MNIST, the California-housing regressions;
+resumable), `evaluate` and `predict` (trained models, loaded in safe mode) and `verify`
+(the chapter's checks against this install). `customkeras COMMAND --help` for each.
+
+Exit status: 0 success; 1 a failure at run time (missing data, a failed check, a damaged
+or unsafe model, diverged training); 2 bad usage; 130 interrupted by Ctrl-C.
+"""
+
+import argparse
+import sys
+
+import customkeras
+from customkeras.cli import evaluate, predict, train, verify
+from customkeras.cli.errors import CommandError
+from customkeras.cli.interrupt import EXIT_INTERRUPTED
+
+__all__ = ["build_parser", "main", "CommandError"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `customkeras` command."""
+    parser = argparse.ArgumentParser(
+        prog="customkeras",
+        description="Chapter 12 of Hands-On Machine Learning (3rd ed.) from the command line: "
+                    "train the chapter's experiments with the custom training loop, evaluate "
+                    "and use the models, and verify the custom components.",
+        epilog="Run 'customkeras COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version",
+                        version=f"customkeras {customkeras.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in (train, evaluate, predict, verify):
+        command.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the `customkeras` command with `argv` (default: `sys.argv[1:]`).
+
+    Returns:
+        The exit status (the console script passes it to `sys.exit`). Bad usage exits
+        through `argparse` with status 2.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except CommandError as error:
+        print(f"customkeras {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"\ncustomkeras {args.command}: aborted.", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,186 @@
+"""A run directory's files, each written atomically (temporary file + rename).
+
+A crash or a kill at any moment leaves every artifact either absent or complete, never
+truncated: the data goes to a temporary file in the same directory, is flushed to disk,
+and only then renamed over the final name (`os.replace` is atomic on POSIX and Windows).
+`manifest.json` records the SHA-256 of each artifact, so a file damaged later is detected
+before it is loaded.
+"""
+
+import contextlib
+import csv
+import datetime
+import hashlib
+import io
+import json
+import math
+import os
+import pathlib
+import secrets
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+
+from customkeras.cli.errors import CommandError
+
+MODEL_FILE = "model.keras"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+CURVES_FILE = "learning_curves.png"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "config.json"
+MANIFEST_FILE = "manifest.json"
+LOG_DIR = "logs"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def _fsync_directory(directory: pathlib.Path) -> None:
+    # Makes the rename itself durable; not possible (nor needed) on every platform.
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """Yields a temporary path to write; on success it replaces `path` atomically.
+
+    The temporary file lives beside `path` (same file system, so the rename is atomic)
+    and keeps its suffix, for writers that insist on one (`model.save` wants `.keras`).
+    On error the temporary file is removed and `path` is left as it was.
+
+    Example:
+    >>> with atomic_path("run/model.keras") as tmp:
+    ...     model.save(tmp)
+    """
+    path = pathlib.Path(path)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
+    # Not tempfile.mkstemp: its 0o600 mode would stick to the final file; this honours umask.
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes `data` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` (UTF-8) to `path` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_number(value: float) -> float | str:
+    # JSON has no NaN/inf; keep them readable instead of emitting invalid JSON.
+    return value if math.isfinite(value) else str(value)
+
+
+def atomic_write_json(path: str | os.PathLike, document) -> None:
+    """Writes `document` as indented, strictly valid JSON to `path` atomically."""
+    atomic_write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n")
+
+
+def history_columns(history: Mapping[str, Sequence[float]]) -> list[str]:
+    """Keras's column order: `loss`, the metrics, then their `val_` twins in the same order."""
+    train = sorted((n for n in history if not n.startswith("val_")), key=lambda n: n != "loss")
+    columns = train + [f"val_{n}" for n in train if f"val_{n}" in history]
+    return columns + [n for n in history if n not in columns]
+
+
+def write_history(run_dir: pathlib.Path, history: Mapping[str, Sequence[float]]) -> None:
+    """Writes `history.csv` (one row per epoch, epochs numbered from 1) and `history.json`."""
+    columns = history_columns(history)
+    n_epochs = len(next(iter(history.values()), []))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", *columns])
+    for index in range(n_epochs):
+        writer.writerow([index + 1, *(repr(float(history[c][index])) for c in columns)])
+    atomic_write_text(run_dir / HISTORY_CSV, buffer.getvalue())
+    document = {"epoch": list(range(1, n_epochs + 1))}
+    document.update({c: [_json_number(float(v)) for v in history[c]] for c in columns})
+    atomic_write_json(run_dir / HISTORY_JSON, document)
+
+
+def as_test_metrics(results: Mapping[str, float]) -> dict[str, float]:
+    """Names evaluation results as `metrics.json` does: `loss` -> `test_loss`, etc."""
+    return {f"test_{name}": _json_number(float(value)) for name, value in results.items()}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_manifest(run_dir: pathlib.Path, names: Sequence[str]) -> None:
+    """Records the SHA-256 of each named artifact in `manifest.json`."""
+    files = {name: sha256_file(run_dir / name) for name in names if (run_dir / name).is_file()}
+    atomic_write_json(run_dir / MANIFEST_FILE, {"sha256": files})
+
+
+def verify_manifest(path: pathlib.Path) -> None:
+    """Checks `path` against the `manifest.json` beside it, when there is one.
+
+    Raises:
+        CommandError: the file's checksum differs from the recorded one.
+    """
+    manifest = path.parent / MANIFEST_FILE
+    if not manifest.is_file():
+        return
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"].get(path.name)
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise CommandError(f"Cannot read {manifest}: {error}", exit_code=1) from None
+    if recorded is not None and sha256_file(path) != recorded:
+        raise CommandError(
+            f"{path} is damaged: its SHA-256 differs from the one recorded in {manifest} when "
+            "the run finished. Retrain, or restore the file from a backup.", exit_code=1)
+
+
+def default_run_dir(dataset: str, root: str | os.PathLike = "runs") -> pathlib.Path:
+    """`runs/<dataset>-<YYYYmmdd-HHMMSS>`, with a numeric suffix if that already exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate = pathlib.Path(root) / f"{dataset}-{stamp}"
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = pathlib.Path(root) / f"{dataset}-{stamp}-{suffix}"
+    return candidate
+
+
+def prepare_run_dir(path: str | os.PathLike) -> pathlib.Path:
+    """Creates the output directory and proves it writable, before any training.
+
+    Raises:
+        CommandError: the directory already holds a run (use `--resume`) or cannot be
+            created or written.
+    """
+    path = pathlib.Path(path)
+    if (path / CONFIG_FILE).exists():
+        raise CommandError(
+            f"{path} already holds a run (it has {CONFIG_FILE}). Continue it with "
+            f"'customkeras train --resume {path}', or choose another --output-dir.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise CommandError(
+            f"Output directory {path} is not writable ({error.strerror or error}). "
+            "Choose another --output-dir.") from None
+    return path.resolve()

@@ -1,0 +1,205 @@
+"""A training run's full configuration: defaults, validation and the `config.json` format.
+
+Values come from three places, later ones winning: the defaults of the dataset (and of
+the housing model), a `--config` file, and the options typed on the command line. The
+resolved `RunConfig` is written to the run's `config.json`; `--config` on that file
+repeats the run.
+"""
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Mapping
+
+from customkeras import experiments
+from customkeras.cli.errors import CommandError
+
+CONFIG_FORMAT = "customkeras-run-config"
+CONFIG_VERSION = 1
+
+FASHION_DEFAULTS = {"optimizer": "nadam", "lr": 1e-2}
+COMMON_DEFAULTS = {"model": "mlp", "epochs": 5, "batch_size": 32, "seed": 42}
+HOUSING_DEFAULTS = {"loss": "mse", "threshold": 1.0, "metrics": ("mae",)}
+SPLIT_KEYS = ("lower_optimizer", "lower_lr", "upper_optimizer", "upper_lr")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a training run (not where its files go).
+
+    `optimizer`/`lr` are set for a single-optimizer run; `lower_*`/`upper_*` instead
+    for exercise 13b's two optimizers (Fashion-MNIST only).
+    """
+
+    dataset: str
+    model: str
+    epochs: int
+    batch_size: int
+    seed: int
+    loss: str
+    metrics: tuple[str, ...]
+    optimizer: str | None = None
+    lr: float | None = None
+    lower_optimizer: str | None = None
+    lower_lr: float | None = None
+    upper_optimizer: str | None = None
+    upper_lr: float | None = None
+    threshold: float | None = None
+    max_train_samples: int | None = None
+    data_dir: str | None = None
+
+    @property
+    def split_optimizers(self) -> bool:
+        """Whether this is exercise 13b: one optimizer per layer group."""
+        return self.lower_optimizer is not None
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["metrics"] = list(self.metrics)
+        return values
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
+
+
+def _check_choice(key: str, value, choices) -> None:
+    if value not in choices:
+        raise CommandError(f"Unknown {key} {value!r}. Choose from: {', '.join(choices)}.")
+
+
+def _check_number(key: str, value, kind: type, minimum, inclusive: bool = True):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise CommandError(f"{key} must be a number, got {value!r}.")
+    if kind is int and value != int(value):
+        raise CommandError(f"{key} must be an integer, got {value!r}.")
+    value = kind(value)
+    if value < minimum or (not inclusive and value == minimum):
+        relation = ">=" if inclusive else ">"
+        raise CommandError(f"{key} must be {relation} {minimum}, got {value!r}.")
+    return value
+
+
+def _parse_metrics(value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
+        raise CommandError(f"metrics must be a comma-separated list of names, got {value!r}.")
+    if len(set(value)) != len(value):
+        raise CommandError(f"metrics lists a name twice: {','.join(value)}.")
+    return tuple(value)
+
+
+def resolve(values: Mapping) -> RunConfig:
+    """Fills in defaults and validates `values` (a `--config` file merged with options).
+
+    Args:
+        values: any subset of `FIELDS`; `dataset` is required.
+
+    Raises:
+        CommandError: an unknown key or name, a value out of range, or a combination
+            that does not make sense (e.g. `optimizer` together with `lower_optimizer`).
+    """
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise CommandError(
+            f"Unknown configuration key(s) {', '.join(unknown)}. Valid keys: {', '.join(FIELDS)}."
+        )
+    dataset = values.get("dataset")
+    _check_choice("dataset", dataset, experiments.DATASETS)
+    given = {key: value for key, value in values.items() if value is not None}
+    resolved = {**COMMON_DEFAULTS, **given}
+
+    if dataset == experiments.FASHION_MNIST:
+        _check_choice("fashion-mnist model", resolved["model"], experiments.FASHION_MODELS)
+        for key in ("threshold",):
+            if key in given:
+                raise CommandError(f"{key} applies to the housing dataset only.")
+        resolved.setdefault("loss", experiments.FASHION_LOSS)
+        resolved.setdefault("metrics", experiments.FASHION_METRICS)
+        _check_choice("fashion-mnist loss", resolved["loss"], (experiments.FASHION_LOSS,))
+        split = any(key in given for key in SPLIT_KEYS)
+        if split:
+            if "optimizer" in given or "lr" in given:
+                raise CommandError(
+                    "Give either --optimizer/--lr (one optimizer, exercise 13a) or "
+                    "--lower-*/--upper-* (two optimizers, exercise 13b), not both."
+                )
+            for side, (name, lr) in (("lower", experiments.LOWER_DEFAULTS),
+                                     ("upper", experiments.UPPER_DEFAULTS)):
+                resolved.setdefault(f"{side}_optimizer", name)
+                resolved.setdefault(f"{side}_lr", lr)
+        else:
+            for key, default in FASHION_DEFAULTS.items():
+                resolved.setdefault(key, default)
+    else:
+        _check_choice("housing model", resolved["model"], tuple(experiments.HOUSING_MODELS))
+        for key in SPLIT_KEYS:
+            if key in given:
+                raise CommandError(
+                    f"{key} (exercise 13b's two optimizers) applies to fashion-mnist only."
+                )
+        spec = experiments.HOUSING_MODELS[resolved["model"]]
+        resolved.setdefault("optimizer", spec.optimizer)
+        resolved.setdefault("lr", spec.learning_rate)
+        for key, default in HOUSING_DEFAULTS.items():
+            resolved.setdefault(key, default)
+        _check_choice("housing loss", resolved["loss"], experiments.HOUSING_LOSSES)
+
+    resolved["metrics"] = _parse_metrics(resolved["metrics"])
+    metric_choices = (experiments.FASHION_METRICS if dataset == experiments.FASHION_MNIST
+                      else experiments.HOUSING_METRICS)
+    for name in resolved["metrics"]:
+        _check_choice(f"{dataset} metric", name, metric_choices)
+    for key in ("optimizer", "lower_optimizer", "upper_optimizer"):
+        if key in resolved:
+            _check_choice(key.replace("_", " "), resolved[key], tuple(experiments.OPTIMIZERS))
+    for key in ("lr", "lower_lr", "upper_lr", "threshold"):
+        if key in resolved:
+            resolved[key] = _check_number(key, resolved[key], float, 0.0, inclusive=False)
+    resolved["epochs"] = _check_number("epochs", resolved["epochs"], int, 1)
+    resolved["batch_size"] = _check_number("batch_size", resolved["batch_size"], int, 1)
+    resolved["seed"] = _check_number("seed", resolved["seed"], int, 0)
+    if "max_train_samples" in resolved:
+        resolved["max_train_samples"] = _check_number(
+            "max_train_samples", resolved["max_train_samples"], int, 1)
+    if "data_dir" in resolved:
+        resolved["data_dir"] = str(resolved["data_dir"])
+    return RunConfig(**resolved)
+
+
+def to_json(config: RunConfig, **run_info) -> str:
+    """The text of `config.json`: the resolved configuration plus facts about the run."""
+    document = {"format": CONFIG_FORMAT, "version": CONFIG_VERSION,
+                "config": config.to_dict(), "run": run_info}
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def load(path: str | pathlib.Path) -> dict:
+    """Reads the configuration values of a `config.json` (or a flat JSON object of them).
+
+    Returns:
+        The raw values, to be merged with command-line options and passed to `resolve`.
+
+    Raises:
+        CommandError: the file is missing, is not JSON, or has the wrong format.
+    """
+    path = pathlib.Path(path)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CommandError(f"Configuration file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CommandError(f"Cannot read configuration file {path}: {error}") from None
+    if not isinstance(document, dict):
+        raise CommandError(f"Configuration file {path} must hold a JSON object.")
+    if "format" in document:
+        if document["format"] != CONFIG_FORMAT or document.get("version") != CONFIG_VERSION:
+            raise CommandError(
+                f"{path} is not a customkeras run configuration (format "
+                f"{document.get('format')!r} version {document.get('version')!r}; expected "
+                f"{CONFIG_FORMAT!r} version {CONFIG_VERSION})."
+            )
+        document = document.get("config")
+        if not isinstance(document, dict):
+            raise CommandError(f"{path} has no 'config' object.")
+    return document

@@ -1,0 +1,61 @@
+"""`customkeras evaluate`: a trained model's loss and metrics on the test set."""
+
+import argparse
+import json
+
+import keras
+
+from customkeras import experiments, training
+from customkeras.cli import artifacts, config, loading
+
+
+def add_parser(subparsers) -> None:
+    """Adds `evaluate` to the top-level parser."""
+    parser = subparsers.add_parser(
+        "evaluate", help="evaluate a trained model on a test set",
+        description="Load a model (safe mode) and compute its loss and metrics on the test set "
+                    "with the custom Trainer. Given a run directory, it uses the run's loss, "
+                    "metrics and batch size, so it reproduces the run's metrics.json.",
+        epilog="example:\n  customkeras evaluate runs/fashion-mnist-20250101-120000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", metavar="RUN_DIR_OR_MODEL",
+                        help="a run directory or a .keras file")
+    loading.add_model_options(parser)
+    parser.add_argument("--batch-size", type=int, metavar="N",
+                        help="evaluation batch size (default: the run's, else 32)")
+    housing = parser.add_argument_group("housing (default: the run's settings)")
+    housing.add_argument("--loss", choices=experiments.HOUSING_LOSSES, help="default: mse")
+    housing.add_argument("--threshold", type=float, metavar="T", help="Huber threshold (default: 1.0)")
+    housing.add_argument("--metrics", metavar="NAMES",
+                         help=f"comma-separated, among {', '.join(experiments.HOUSING_METRICS)} "
+                              "(default: mae)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Runs `customkeras evaluate`; returns the exit status."""
+    source = loading.find_model(args.model)
+    dataset, data_dir = loading.dataset_and_data_dir(args, source)
+    run_values = source.run_values or {}
+    values = {"dataset": dataset}
+    for key in ("loss", "threshold", "metrics", "batch_size"):
+        values[key] = getattr(args, key) if getattr(args, key) is not None else run_values.get(key)
+    if dataset == experiments.FASHION_MNIST:
+        values.pop("threshold")
+    settings = config.resolve(values)
+    model = loading.load_model(source.path, unsafe=args.unsafe)
+    x_test, y_test = loading.load_data(dataset, data_dir).test
+    # The Trainer needs an optimizer; evaluation never applies it.
+    trainer = training.Trainer(
+        model, experiments.build_loss(dataset, settings.loss, settings.threshold or 1.0),
+        keras.optimizers.SGD(),
+        experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0))
+    results = artifacts.as_test_metrics(trainer.evaluate(x_test, y_test,
+                                                         batch_size=settings.batch_size))
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(f"{source.path} on the {dataset} test set ({len(x_test)} samples):")
+        for name, value in results.items():
+            print(f"  {name:<16} {value:.6f}")
+    return 0

@@ -1,0 +1,107 @@
+"""Finding and safely loading a trained model for `evaluate` and `predict`.
+
+Models load with `keras.saving.load_model(path, safe_mode=True)`: a `.keras` file whose
+loading would run arbitrary Python (a `Lambda` layer's bytecode) is refused with an
+explanation, unless the user passes `--unsafe` because they trust the file.
+"""
+
+import argparse
+import dataclasses
+import pathlib
+import zipfile
+
+import keras
+
+from customkeras import datasets, experiments
+from customkeras.cli import artifacts, config
+from customkeras.cli.errors import CommandError
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+    """A model file and, when it is a run's model, that run's configuration values."""
+
+    path: pathlib.Path
+    run_values: dict | None
+
+
+def find_model(path: str) -> ModelSource:
+    """Accepts a run directory (its `model.keras`) or a `.keras` file.
+
+    Raises:
+        CommandError: nothing loadable at `path`.
+    """
+    location = pathlib.Path(path)
+    model_path = location / artifacts.MODEL_FILE if location.is_dir() else location
+    if not model_path.is_file():
+        hint = (f" (the run has no {artifacts.MODEL_FILE} yet: it did not finish; "
+                f"resume it with 'customkeras train --resume {location}')"
+                if location.is_dir() and (location / artifacts.CONFIG_FILE).is_file() else "")
+        raise CommandError(f"No model at {model_path}{hint}.", exit_code=1)
+    config_path = model_path.parent / artifacts.CONFIG_FILE
+    run_values = config.load(config_path) if config_path.is_file() else None
+    return ModelSource(model_path, run_values)
+
+
+def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
+    """Loads a `.keras` model in safe mode (or not, if `unsafe`), after checking its checksum.
+
+    Raises:
+        CommandError: the file is damaged, needs unsafe deserialization (and `unsafe`
+            is False), or uses classes that are not registered.
+    """
+    artifacts.verify_manifest(path)
+    try:
+        return keras.saving.load_model(path, safe_mode=not unsafe)
+    except ValueError as error:
+        if "safe_mode" in str(error) or "unsafe" in str(error).lower():
+            raise CommandError(
+                f"Refusing to load {path}: it needs unsafe deserialization, which would run "
+                "Python code stored in the file (typically a Lambda layer), and a model file "
+                "from an untrusted source could do anything on this machine. customkeras's own "
+                "models never need this. If you trust this file, add --unsafe.\n"
+                f"Keras said: {error}", exit_code=1) from None
+        raise CommandError(f"Cannot load {path}: {error}", exit_code=1) from None
+    except TypeError as error:
+        raise CommandError(
+            f"Cannot load {path}: {error}\nIf the model uses custom classes, they must be "
+            "registered (keras.saving.register_keras_serializable) and imported first.",
+            exit_code=1) from None
+    except (OSError, zipfile.BadZipFile, KeyError) as error:
+        raise CommandError(f"Cannot load {path}: the file is damaged or not a .keras model "
+                           f"({error}).", exit_code=1) from None
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `evaluate` and `predict`."""
+    parser.add_argument("--dataset", choices=experiments.DATASETS,
+                        help="the dataset whose test set to use (default: the run's dataset)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="directory holding the data (default: the run's --data-dir, "
+                             "then $CUSTOMKERAS_DATA_DIR, caches and downloads)")
+    parser.add_argument("--unsafe", action="store_true",
+                        help="allow loading a model that needs unsafe deserialization "
+                             "(runs code stored in the file: only for files you trust)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def dataset_and_data_dir(args: argparse.Namespace, source: ModelSource) -> tuple[str, str | None]:
+    """The dataset and data directory to use: options first, then the run's config."""
+    run_values = source.run_values or {}
+    dataset = args.dataset or run_values.get("dataset")
+    if dataset is None:
+        raise CommandError(f"{source.path} is not inside a run directory: give --dataset "
+                           f"({' or '.join(experiments.DATASETS)}).")
+    if run_values.get("dataset") not in (None, dataset):
+        raise CommandError(f"{source.path} was trained on {run_values['dataset']}, "
+                           f"not {dataset}.")
+    return dataset, args.data_dir or run_values.get("data_dir")
+
+
+def load_data(dataset: str, data_dir: str | None = None,
+              max_train_samples: int | None = None) -> experiments.Splits:
+    """`experiments.load_splits`, with a missing or damaged dataset as a `CommandError`."""
+    try:
+        return experiments.load_splits(dataset, data_dir, max_train_samples)
+    except datasets.DatasetError as error:
+        raise CommandError(f"Cannot load the {dataset} data.\n{error}", exit_code=1) from None

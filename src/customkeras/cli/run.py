@@ -1,0 +1,143 @@
+"""Executing one training run: data, model, Trainer, checkpoints, artifacts, summary."""
+
+import dataclasses
+import pathlib
+import sys
+
+import keras
+import tensorflow as tf
+
+import customkeras
+from customkeras import experiments, training
+from customkeras.cli import artifacts, config, loading
+from customkeras.cli.checkpoints import EpochCheckpoint, RunCheckpoint
+from customkeras.cli.curves import plot_learning_curves
+from customkeras.cli.errors import CommandError
+from customkeras.cli.interrupt import EXIT_INTERRUPTED, GracefulInterrupt
+
+
+def build_trainer(run_config: config.RunConfig) -> tuple[training.Trainer, keras.Model]:
+    """Seeds, then builds the run's model and its `Trainer`, with optimizer state created.
+
+    The optimizer variables are created now (not on the first step) so that every
+    checkpoint of the run, and a restore into this trainer, has the same structure.
+    """
+    keras.utils.set_random_seed(run_config.seed)
+    fields = {f.name for f in dataclasses.fields(config.RunConfig)} - {
+        "dataset", "epochs", "batch_size", "seed", "max_train_samples", "data_dir"}
+    experiment = experiments.build_experiment(
+        run_config.dataset, **{name: getattr(run_config, name) for name in fields})
+    trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
+                               experiment.metrics)
+    trainer.optimizer.build(experiment.model.trainable_variables)
+    return trainer, experiment.model
+
+
+def _optimizers(trainer: training.Trainer) -> list:
+    return [trainer.optimizer, *getattr(trainer.optimizer, "optimizers", ())]
+
+
+def _format_results(results: dict) -> str:
+    return "  ".join(f"{name} {value:.4f}" for name, value in results.items())
+
+
+def _write_config(run_dir: pathlib.Path, run_config: config.RunConfig) -> None:
+    text = config.to_json(run_config, output_dir=str(run_dir),
+                          customkeras=customkeras.__version__,
+                          keras=keras.__version__, tensorflow=tf.__version__)
+    artifacts.atomic_write_text(run_dir / artifacts.CONFIG_FILE, text)
+
+
+def _write_history(run_dir: pathlib.Path, history: dict, run_config: config.RunConfig) -> None:
+    if not history:
+        return
+    artifacts.write_history(run_dir, history)
+    plot_learning_curves(history, run_dir / artifacts.CURVES_FILE,
+                         title=f"{run_config.dataset} ({run_config.model})")
+
+
+def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
+    print(f"\nTest results after {n_epochs} epoch(s): {_format_results(results)}")
+    print(f"Run directory: {run_dir}")
+    rows = [
+        (artifacts.MODEL_FILE, "trained model: keras.saving.load_model() after import customkeras"),
+        (artifacts.METRICS_FILE, "test loss and metrics"),
+        (f"{artifacts.HISTORY_CSV}, {artifacts.HISTORY_JSON}", "loss and metrics per epoch"),
+        (artifacts.CURVES_FILE, "learning curves (training dashed, validation solid)"),
+        (artifacts.CONFIG_FILE, f"repeat: customkeras train --config {run_dir / artifacts.CONFIG_FILE}"),
+        (artifacts.LOG_DIR + "/", f"tensorboard --logdir {run_dir / artifacts.LOG_DIR}"),
+        (artifacts.CHECKPOINT_DIR + "/", "epoch checkpoints: customkeras train --resume RUN_DIR "
+                                         "--epochs N continues training"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"  {name:<{width}}  {description}")
+
+
+def _finish(run_dir, run_config, trainer, model, splits, history) -> int:
+    results = trainer.evaluate(*splits.test, batch_size=run_config.batch_size)
+    results = {name: float(value) for name, value in results.items()}
+    with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
+        model.save(tmp)
+    artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE, artifacts.as_test_metrics(results))
+    artifacts.write_manifest(run_dir, [
+        artifacts.MODEL_FILE, artifacts.METRICS_FILE, artifacts.HISTORY_CSV,
+        artifacts.HISTORY_JSON, artifacts.CURVES_FILE, artifacts.CONFIG_FILE])
+    _print_summary(run_dir, results, len(next(iter(history.values()), [])))
+    return 0
+
+
+def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
+          verbose="auto") -> int:
+    """Trains (or resumes) the run in `run_dir` and writes its artifacts.
+
+    Returns:
+        0 when training finished, 130 when interrupted by Ctrl-C (after checkpointing).
+    """
+    splits = loading.load_data(run_config.dataset, run_config.data_dir,
+                               run_config.max_train_samples)
+    trainer, model = build_trainer(run_config)
+    checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, _optimizers(trainer))
+    completed, history = 0, {}
+    if resume:
+        restored = checkpoint.restore()
+        if restored is not None:
+            completed, history = restored
+        if completed > run_config.epochs:
+            raise CommandError(
+                f"{run_dir} already has {completed} epochs; --epochs must be at least that.")
+        if completed == run_config.epochs and (run_dir / artifacts.METRICS_FILE).is_file():
+            print(f"{run_dir} is already complete ({completed} epochs); nothing to do. "
+                  "Give --epochs N to train further.")
+            return 0
+        print(f"Resuming {run_dir} after epoch {completed} of {run_config.epochs}."
+              if restored is not None else
+              f"{run_dir} has no checkpoint yet: training it from the start.")
+    # Written first, so that a run killed at any later point can be resumed.
+    _write_config(run_dir, run_config)
+
+    interrupt = GracefulInterrupt(model)
+    epoch_checkpoint = EpochCheckpoint(checkpoint, history)
+    callbacks = [
+        epoch_checkpoint,
+        interrupt,
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR), write_graph=False),
+    ]
+    try:
+        with interrupt:
+            trainer.fit(*splits.train, epochs=run_config.epochs, batch_size=run_config.batch_size,
+                        validation_data=splits.valid, shuffle=True, callbacks=callbacks,
+                        verbose=verbose, seed=run_config.seed, initial_epoch=completed)
+    except training.TrainingDivergedError as error:
+        _write_history(run_dir, epoch_checkpoint.history, run_config)
+        raise CommandError(f"{error}\nThe checkpoints in {run_dir / artifacts.CHECKPOINT_DIR} "
+                           "hold the last whole epoch before it.", exit_code=1) from None
+    history = epoch_checkpoint.history
+    _write_history(run_dir, history, run_config)
+    done = epoch_checkpoint.completed_epochs
+    if interrupt.requested and done < run_config.epochs:
+        print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
+              f"Checkpoint: {checkpoint.latest}\nResume with:\n"
+              f"  customkeras train --resume {run_dir}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    return _finish(run_dir, run_config, trainer, model, splits, history)

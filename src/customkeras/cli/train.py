@@ -1,0 +1,177 @@
+"""`customkeras train`: options, `--config` and `--resume` handling.
+
+Options use `argparse.SUPPRESS` defaults, so the namespace holds only what the user
+typed: those values override a `--config` file, which overrides the defaults
+(`customkeras.cli.config`).
+"""
+
+import argparse
+import pathlib
+
+from customkeras import experiments
+from customkeras.cli import artifacts, config, run
+from customkeras.cli.errors import CommandError
+
+EPILOG = """\
+examples:
+  customkeras train fashion-mnist                      exercise 13a: MLP, Nadam(1e-2), 5 epochs
+  customkeras train fashion-mnist --lower-optimizer sgd --lower-lr 1e-4 \\
+      --upper-optimizer nadam --upper-lr 1e-3          exercise 13b: one optimizer per layer group
+  customkeras train housing --model residual --loss huber --threshold 2 --metrics huber,mae
+  customkeras train --config runs/fashion-mnist-20250101-120000/config.json   repeat a run
+  customkeras train --resume runs/fashion-mnist-20250101-120000               continue a run
+  customkeras train --resume RUN_DIR --epochs 10                              ... for more epochs
+"""
+
+# Options that may change when resuming: they do not change what is computed.
+RESUMABLE_OPTIONS = ("epochs", "data_dir")
+
+
+def _verbosity(value: str):
+    if value == "auto":
+        return value
+    if value in ("0", "1", "2"):
+        return int(value)
+    raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, 0, 1, 2)")
+
+
+def _add_common_options(parser: argparse.ArgumentParser) -> None:
+    s = argparse.SUPPRESS
+    run_group = parser.add_argument_group("run")
+    run_group.add_argument("--config", metavar="FILE", default=s,
+                           help="repeat the run described by a config.json (options given "
+                                "here override its values; the output goes to a new directory)")
+    run_group.add_argument("--resume", metavar="RUN_DIR", default=s,
+                           help="continue an interrupted run from its last checkpoint "
+                                "(only --epochs, --data-dir and --verbose may change)")
+    run_group.add_argument("--output-dir", metavar="DIR", default=s,
+                           help="where the run's files go (default: runs/<dataset>-<timestamp>)")
+    run_group.add_argument("--data-dir", metavar="DIR", default=s,
+                           help="directory holding fashion-mnist/ and california-housing/ "
+                                "(default: $CUSTOMKERAS_DATA_DIR, then the Keras/scikit-learn "
+                                "caches and downloads)")
+    run_group.add_argument("--verbose", type=_verbosity, metavar="{auto,0,1,2}", default=s,
+                           help="progress display: auto (bars on a terminal, one line per "
+                                "epoch otherwise), 0 silent, 1 bars, 2 one line per epoch "
+                                "(default: auto)")
+    training = parser.add_argument_group("training")
+    training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
+                          help="optimizer (default: nadam; housing 'exponential': sgd)")
+    training.add_argument("--lr", type=float, metavar="RATE", default=s,
+                          help="learning rate (default: 1e-2 on fashion-mnist, 1e-3 on "
+                               "housing, 1e-2 for housing 'exponential')")
+    training.add_argument("--epochs", type=int, metavar="N", default=s,
+                          help=f"number of epochs (default: {config.COMMON_DEFAULTS['epochs']})")
+    training.add_argument("--batch-size", type=int, metavar="N", default=s,
+                          help=f"batch size (default: {config.COMMON_DEFAULTS['batch_size']})")
+    training.add_argument("--seed", type=int, metavar="N", default=s,
+                          help="random seed for weights and shuffling "
+                               f"(default: {config.COMMON_DEFAULTS['seed']})")
+    training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
+                          help="train on the first N training samples only, for quick runs "
+                               "(default: all)")
+
+
+def add_parser(subparsers) -> None:
+    """Adds `train` and its dataset sub-commands to the top-level parser."""
+    parser = subparsers.add_parser(
+        "train", help="train one of the chapter's experiments",
+        description="Train one of the chapter's experiments with the custom Trainer. Each run "
+                    "writes model.keras, history.csv/.json, learning_curves.png, metrics.json, "
+                    "config.json, TensorBoard logs and epoch checkpoints to its directory.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common_options(parser)
+    datasets = parser.add_subparsers(dest="dataset", metavar="DATASET")
+    fashion = datasets.add_parser(
+        "fashion-mnist", help="exercise 13: an MLP on Fashion-MNIST",
+        description="Exercise 13 on Fashion-MNIST: Flatten -> Dense(100, relu) -> "
+                    "Dense(10, softmax), sparse categorical cross-entropy, accuracy. "
+                    "13a: one optimizer (default Nadam, lr 1e-2). 13b: give any --lower-*/"
+                    "--upper-* option to train the lower layers and the upper layer with "
+                    "different optimizers (defaults SGD 1e-4 and Nadam 1e-3).",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common_options(fashion)
+    split = fashion.add_argument_group("exercise 13b: one optimizer per layer group")
+    for side, (name, lr) in (("lower", experiments.LOWER_DEFAULTS),
+                             ("upper", experiments.UPPER_DEFAULTS)):
+        split.add_argument(f"--{side}-optimizer", choices=tuple(experiments.OPTIMIZERS),
+                           default=argparse.SUPPRESS,
+                           help=f"optimizer of the {side} layers (default: {name})")
+        split.add_argument(f"--{side}-lr", type=float, metavar="RATE", default=argparse.SUPPRESS,
+                           help=f"learning rate of the {side} layers (default: {lr:g})")
+
+    housing = datasets.add_parser(
+        "housing", help="the chapter's California-housing regressions",
+        description="The chapter's regression experiments on California housing, with its "
+                    "custom losses, metrics, layers and models. Models: "
+                    + "; ".join(f"{name}: {spec.description}"
+                                for name, spec in experiments.HOUSING_MODELS.items()) + ".",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common_options(housing)
+    regression = housing.add_argument_group("regression")
+    regression.add_argument("--model", choices=tuple(experiments.HOUSING_MODELS),
+                            default=argparse.SUPPRESS, help="the model (default: mlp)")
+    regression.add_argument("--loss", choices=experiments.HOUSING_LOSSES,
+                            default=argparse.SUPPRESS,
+                            help="mse, or huber (customkeras.losses.HuberLoss) (default: mse)")
+    regression.add_argument("--threshold", type=float, metavar="T", default=argparse.SUPPRESS,
+                            help="threshold of the Huber loss and metric (default: 1.0)")
+    regression.add_argument("--metrics", metavar="NAMES", default=argparse.SUPPRESS,
+                            help="comma-separated metrics among "
+                                 f"{', '.join(experiments.HOUSING_METRICS)}; huber is "
+                                 "customkeras.metrics.HuberMetric (default: mae)")
+    parser.set_defaults(handler=handle)
+
+
+def _options(args: argparse.Namespace) -> dict:
+    return {key: value for key, value in vars(args).items()
+            if key in config.FIELDS and key != "dataset"}
+
+
+def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.Path]:
+    run_dir = pathlib.Path(args.resume)
+    config_file = run_dir / artifacts.CONFIG_FILE
+    if not config_file.is_file():
+        raise CommandError(f"{run_dir} is not a run directory: it has no {artifacts.CONFIG_FILE}.")
+    options = _options(args)
+    fixed = sorted(set(options) - set(RESUMABLE_OPTIONS))
+    for name in ("config", "output_dir"):
+        if hasattr(args, name):
+            fixed.append(name)
+    if fixed:
+        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
+        raise CommandError(
+            f"--resume continues a run with its own configuration; {flags} cannot change. "
+            "Only --epochs, --data-dir and --verbose can. Start a new run to change the rest.")
+    values = config.load(config_file)
+    if args.dataset is not None and args.dataset != values.get("dataset"):
+        raise CommandError(f"{run_dir} is a {values.get('dataset')} run, not {args.dataset}.")
+    values.update(options)
+    return config.resolve(values), run_dir.resolve()
+
+
+def _new_config(args: argparse.Namespace) -> config.RunConfig:
+    values = config.load(args.config) if hasattr(args, "config") else {}
+    if args.dataset is not None:
+        if values.get("dataset") not in (None, args.dataset):
+            raise CommandError(
+                f"{args.config} describes a {values['dataset']} run, not {args.dataset}.")
+        values["dataset"] = args.dataset
+    if values.get("dataset") is None:
+        raise CommandError(
+            "Choose a dataset: 'customkeras train fashion-mnist' or 'customkeras train "
+            "housing' (or give --config FILE or --resume RUN_DIR). See 'customkeras train -h'.")
+    values.update(_options(args))
+    return config.resolve(values)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Runs `customkeras train`; returns the exit status."""
+    verbose = getattr(args, "verbose", "auto")
+    if hasattr(args, "resume"):
+        run_config, run_dir = _resume_config(args)
+        return run.train(run_config, run_dir, resume=True, verbose=verbose)
+    run_config = _new_config(args)
+    output = getattr(args, "output_dir", None) or artifacts.default_run_dir(run_config.dataset)
+    run_dir = artifacts.prepare_run_dir(output)
+    return run.train(run_config, run_dir, resume=False, verbose=verbose)
