@@ -173,7 +173,9 @@ def test_feature_names():
 # -------------------------------------------------------------------- lookup order
 
 
-def test_archive_is_read_in_memory_and_equals_the_raw_file(housing, raw_content, tmp_path, isolated):
+def test_archive_is_read_in_memory_and_equals_the_raw_file(
+    housing, raw_content, tmp_path, isolated
+):
     folder = tmp_path / "california-housing"
     folder.mkdir()
     write_archive(folder / "cal_housing.tgz", raw_content)
@@ -193,7 +195,9 @@ def test_variable_is_used_and_argument_wins(housing, data_dir, tmp_path, isolate
     assert isolated.calls == 0
 
 
-def test_scikit_learn_cache_is_used_without_downloading(housing, sklearn_reference, isolated, monkeypatch):
+def test_scikit_learn_cache_is_used_without_downloading(
+    housing, sklearn_reference, isolated, monkeypatch
+):
     home, _, _ = sklearn_reference
     monkeypatch.setenv("SCIKIT_LEARN_DATA", str(home))
     assert_splits_equal(load_california_housing(), housing[True])

@@ -170,7 +170,8 @@ def test_real_arrays_are_aligned_separate_and_importable_by_tensorflow(fashion):
     # Zero-copy import aborts the process on a misaligned array (see PITFALLS).
     X_valid = fashion[1][0]
     tensor = tf.experimental.dlpack.from_dlpack(X_valid.__dlpack__())
-    assert float(tf.reduce_sum(tensor)) == pytest.approx(float(X_valid.sum(dtype=np.float64)), rel=1e-5)
+    expected = float(X_valid.sum(dtype=np.float64))
+    assert float(tf.reduce_sum(tensor)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_real_data_from_the_environment_variable(fashion, data_dir, offline, monkeypatch):

@@ -56,7 +56,8 @@ def _read_archive_member(archive):
                 )
             return tar.extractfile(members[0]).read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as error:
-        raise DatasetError(f"{archive}: cannot read it as a .tgz archive: {error}. {_FIX}") from error
+        message = f"{archive}: cannot read it as a .tgz archive: {error}. {_FIX}"
+        raise DatasetError(message) from error
 
 
 def parse_california_housing(content, source="cal_housing.data"):
@@ -172,7 +173,8 @@ def _features_from_sklearn():
             )
             advice = ""
         raise DatasetError(f"{problem}. {advice}{_FIX}") from error
-    _check_features(features, target, cache, f"Delete it so that scikit-learn downloads it again, or: {_FIX}")
+    advice = f"Delete it so that scikit-learn downloads it again, or: {_FIX}"
+    _check_features(features, target, cache, advice)
     return features, target
 
 

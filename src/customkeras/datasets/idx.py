@@ -114,13 +114,15 @@ def read_idx(path, sha256=None):
             nbytes = math.prod(shape) * dtype.itemsize
             declared = f"{nbytes} bytes of data for shape {shape}"
             if 4 + len(sizes) + nbytes > capacity:
-                raise _error(path, "header larger than the file can hold", declared, f"a {os.path.getsize(path)}-byte file")
+                found = f"a {os.path.getsize(path)}-byte file"
+                raise _error(path, "header larger than the file can hold", declared, found)
             data = aligned_empty(nbytes, np.uint8)
             filled = _read_into(stream, data)
             if filled != nbytes:
                 raise _error(path, "truncated data", declared, f"{filled} bytes")
             if stream.read(1):
-                raise _error(path, "more data than the header declares", declared, "extra bytes after them")
+                found = "extra bytes after them"
+                raise _error(path, "more data than the header declares", declared, found)
     except (OSError, EOFError, zlib.error) as error:
         kind = "gzip-compressed IDX" if compressed else "IDX"
         raise DatasetError(f"{path}: cannot read it as {kind}: {error}. {_FIX}") from error
@@ -128,7 +130,8 @@ def read_idx(path, sha256=None):
         digest = hashlib.sha256(magic + sizes)
         digest.update(data)
         if digest.hexdigest() != sha256.lower():
-            raise _error(path, "SHA-256 of the decompressed content differs", sha256.lower(), digest.hexdigest())
+            problem = "SHA-256 of the decompressed content differs"
+            raise _error(path, problem, sha256.lower(), digest.hexdigest())
     array = data.view(dtype).reshape(shape)
     if dtype.byteorder == ">":
         array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
