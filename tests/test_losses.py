@@ -84,3 +84,11 @@ def test_invalid_threshold_is_rejected(bad):
         HuberLoss(bad)
     with pytest.raises(ValueError, match="threshold"):
         create_huber(bad)
+
+
+def test_create_huber_closure_never_reloads_as_threshold_1():
+    # A closure cannot be rebuilt from a file: Keras must fail loudly, never fall back
+    # to another function (use HuberLoss to save a threshold).
+    serialized = keras.saving.serialize_keras_object(create_huber(2.0))
+    with pytest.raises(TypeError, match="huber_2"):
+        keras.saving.deserialize_keras_object(serialized)
