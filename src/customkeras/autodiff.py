@@ -12,10 +12,11 @@ Example (the chapter's figures):
 >>> numerical_gradients(f, [5.0, 3.0])  # [36.0, 10.0] up to finite-difference error
 """
 
-import numbers
-
+import keras
 import numpy as np
 import tensorflow as tf
+
+from customkeras._checks import positive_float
 
 __all__ = ["gradients", "hessians", "jacobians", "numerical_gradients"]
 
@@ -27,9 +28,7 @@ def _check_function(f):
 
 def _as_watchable(variables):
     """Validates `variables` and returns them as float Variables or tensors."""
-    if isinstance(variables, (tf.Variable, tf.Tensor, np.ndarray, numbers.Number)) or (
-        not isinstance(variables, (list, tuple)) or len(variables) == 0
-    ):
+    if not isinstance(variables, (list, tuple)) or len(variables) == 0:
         raise ValueError(
             "`variables` must be a non-empty list or tuple of the points to "
             f"differentiate at (one per argument of f). Received: variables={variables!r}"
@@ -39,7 +38,7 @@ def _as_watchable(variables):
         if not isinstance(variable, tf.Variable):
             variable = tf.convert_to_tensor(variable)
             if not variable.dtype.is_floating:
-                variable = tf.cast(variable, tf.keras.backend.floatx())
+                variable = tf.cast(variable, keras.backend.floatx())
         if not variable.dtype.is_floating:
             raise ValueError(
                 "Every variable must have a float dtype to be differentiated. "
@@ -173,12 +172,7 @@ def numerical_gradients(f, values, eps=1e-6):
     [array(36.), array(10.)]
     """
     _check_function(f)
-    if (
-        isinstance(eps, bool)
-        or not isinstance(eps, numbers.Real)
-        or not 0 < eps < float("inf")
-    ):
-        raise ValueError(f"`eps` must be a finite number > 0. Received: eps={eps!r}")
+    eps = positive_float("eps", eps)
     if not isinstance(values, (list, tuple)) or len(values) == 0:
         raise ValueError(
             f"`values` must be a non-empty list or tuple. Received: values={values!r}"
