@@ -17,6 +17,8 @@ step runs through `strategy.run`; the per-replica split of the batch is the part
 multi-device strategy has to add.
 """
 
+import functools
+
 import tensorflow as tf
 
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
@@ -49,14 +51,13 @@ class StepLoops:
         loss_tracker: a `keras.metrics.Mean` named `"loss"`.
         metrics: the compiled-style metric objects.
         strategy: a `tf.distribute.Strategy` (the default one when not distributing).
-        jit_compile: whether each step is compiled with XLA.
 
     Attributes:
         trace_counts: how many times the train and test steps were traced
             (Python runs the step body only while tracing).
     """
 
-    def __init__(self, model, loss, optimizer, loss_tracker, metrics, strategy, jit_compile):
+    def __init__(self, model, loss, optimizer, loss_tracker, metrics, strategy):
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -71,17 +72,14 @@ class StepLoops:
             self._backups = [
                 tf.Variable(v.value, trainable=False, name="backup") for v in self._state
             ]
-        self.set_jit_compile(jit_compile)
-
-    def set_jit_compile(self, jit_compile):
-        """Switches XLA on or off for the steps (drops the cached loops)."""
-        self.jit_compile = bool(jit_compile)
-        self._train_loops, self._test_loops = {}, {}
-        if self.jit_compile:
-            self._train_step_fn = tf.function(self._train_step, jit_compile=True)
-            self._test_step_fn = tf.function(self._test_step, jit_compile=True)
-        else:
-            self._train_step_fn, self._test_step_fn = self._train_step, self._test_step
+        # One plain and one XLA-compiled variant of each step; each loop is traced
+        # once per (data structure, variant).
+        self._step_functions = {
+            (name, jit): tf.function(step, jit_compile=True) if jit else step
+            for name, step in (("train", self._train_step), ("test", self._test_step))
+            for jit in (False, True)
+        }
+        self._loops = {}
 
     # ---- one step ------------------------------------------------------------------
 
@@ -133,7 +131,7 @@ class StepLoops:
                 results[metric.name] = result
         return results
 
-    def train(self, data, order, first_step, num_steps, batch_size):
+    def train(self, data, order, first_step, num_steps, batch_size, jit_compile=False):
         """Runs up to `num_steps` training steps in one graph call.
 
         Args:
@@ -142,37 +140,39 @@ class StepLoops:
             first_step: 0-based index in the epoch of the first step to run.
             num_steps: how many steps to run (fewer if a loss is not finite).
             batch_size: samples per step (the last step of an epoch may get fewer).
+            jit_compile: whether to run the XLA-compiled step.
 
         Returns:
             `(steps_run, loss_finite, weights_finite, logs)` as tensors. When both
             flags are true, the backup of the variables was refreshed.
         """
-        key = _spec_key(_data_spec(data))
-        if key not in self._train_loops:
-            self._train_loops[key] = tf.function(
-                self._train_loop,
-                input_signature=[_data_spec(data), tf.TensorSpec([None], tf.int32)]
-                + [INDEX_SPEC] * 3,
-            )
-        return self._train_loops[key](data, order, first_step, num_steps, batch_size)
+        loop = self._loop("train", data, jit_compile, [tf.TensorSpec([None], tf.int32)])
+        return loop(data, order, first_step, num_steps, batch_size)
 
-    def test(self, data, first_step, num_steps, batch_size):
+    def test(self, data, first_step, num_steps, batch_size, jit_compile=False):
         """Runs `num_steps` evaluation steps in one graph call; returns the logs."""
-        key = _spec_key(_data_spec(data))
-        if key not in self._test_loops:
-            self._test_loops[key] = tf.function(
-                self._test_loop, input_signature=[_data_spec(data)] + [INDEX_SPEC] * 3
-            )
-        return self._test_loops[key](data, first_step, num_steps, batch_size)
+        return self._loop("test", data, jit_compile, [])(data, first_step, num_steps, batch_size)
 
-    def _train_loop(self, data, order, first_step, num_steps, batch_size):
+    def _loop(self, name, data, jit_compile, extra_specs):
+        spec = _data_spec(data)
+        key = (name, bool(jit_compile), _spec_key(spec))
+        if key not in self._loops:
+            step = self._step_functions[(name, bool(jit_compile))]
+            body = self._train_loop if name == "train" else self._test_loop
+            self._loops[key] = tf.function(
+                functools.partial(body, step),
+                input_signature=[spec] + extra_specs + [INDEX_SPEC] * 3,
+            )
+        return self._loops[key]
+
+    def _train_loop(self, step_function, data, order, first_step, num_steps, batch_size):
         total = tf.shape(order)[0]
 
         def body(step, loss_finite):
             start = (first_step + step) * batch_size
             indices = order[start:tf.minimum(start + batch_size, total)]
             batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
-            loss = self.strategy.run(self._train_step_fn, args=(batch,))
+            loss = self.strategy.run(step_function, args=(batch,))
             loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
             return step + 1, tf.reduce_all(tf.math.is_finite(loss))
 
@@ -188,14 +188,14 @@ class StepLoops:
         tf.cond(tf.logical_and(loss_finite, weights_finite), self._snapshot, lambda: False)
         return steps_run, loss_finite, weights_finite, self.logs()
 
-    def _test_loop(self, data, first_step, num_steps, batch_size):
+    def _test_loop(self, step_function, data, first_step, num_steps, batch_size):
         total = tf.shape(tf.nest.flatten(data)[0])[0]
 
         def body(step):
             start = (first_step + step) * batch_size
             stop = tf.minimum(start + batch_size, total)
             batch = tf.nest.map_structure(lambda t: t[start:stop], data)
-            self.strategy.run(self._test_step_fn, args=(batch,))
+            self.strategy.run(step_function, args=(batch,))
             return (step + 1,)
 
         tf.while_loop(lambda step: step < num_steps, body, (tf.constant(0),))
