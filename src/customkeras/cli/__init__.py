@@ -1,8 +1,9 @@
 """The `customkeras` command: the chapter's experiments from one command.
 
 Sub-commands: `train` (exercise 13 on Fashion-MNIST, the California-housing regressions;
-resumable), `evaluate` and `predict` (trained models, loaded in safe mode) and `verify`
-(the chapter's checks against this install). `customkeras COMMAND --help` for each.
+resumable), `evaluate` and `predict` (trained models, loaded in safe mode), `verify`
+(the chapter's checks against this install) and `trace` (`customkeras.tracing`: how a
+function is traced into graphs). `customkeras COMMAND --help` for each.
 
 Exit status: 0 success; 1 a failure at run time (missing data, a failed check, a damaged
 or unsafe model, diverged training); 2 bad usage; 130 interrupted by Ctrl-C.
@@ -12,6 +13,7 @@ import argparse
 import sys
 
 import customkeras
+from customkeras import tracing
 from customkeras.cli import evaluate, predict, train, verify
 from customkeras.cli.errors import CommandError
 from customkeras.cli.interrupt import EXIT_INTERRUPTED
@@ -30,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"customkeras {customkeras.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (train, evaluate, predict, verify):
+    for command in (train, evaluate, predict, verify, tracing):
         command.add_parser(commands)
     return parser
 

@@ -98,7 +98,9 @@ class RunCheckpoint:
             try:
                 status = self._checkpoint.restore(path)
                 status.assert_existing_objects_matched()
-            except (tf.errors.OpError, AssertionError, ValueError) as error:
+            # A damaged file surfaces as any of these, depending on which bytes are bad.
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError,
+                    OSError) as error:
                 failures.append(f"{path}: {str(error).splitlines()[0]}")
                 continue
             _set_rng_state(self._rng.numpy().decode("utf-8"))

@@ -1,0 +1,111 @@
+"""Run-directory files: atomic writes, history, learning curves, manifest, output dir checks."""
+
+import json
+import os
+
+import matplotlib.image
+import numpy as np
+import pytest
+
+from customkeras.cli import artifacts
+from customkeras.cli.curves import plot_learning_curves
+from customkeras.cli.errors import CommandError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HISTORY = {"accuracy": [0.5, 0.625], "loss": [1.25, 0.75],
+           "val_accuracy": [0.6, 0.7], "val_loss": [1.0, 0.875]}
+
+
+def _leftovers(directory):
+    return sorted(name for name in os.listdir(directory) if name.startswith("."))
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "history.csv"
+    target.write_text("old complete file")
+    with pytest.raises(RuntimeError):
+        with artifacts.atomic_path(target) as tmp:
+            tmp.write_text("half a fi")
+            raise RuntimeError("killed while writing")
+    assert target.read_text() == "old complete file"
+    assert _leftovers(tmp_path) == []
+    artifacts.atomic_write_text(target, "new complete file")
+    assert target.read_text() == "new complete file"
+    assert _leftovers(tmp_path) == []
+
+
+def test_atomic_path_keeps_the_suffix_and_honours_umask(tmp_path):
+    with artifacts.atomic_path(tmp_path / "model.keras") as tmp:
+        assert tmp.suffix == ".keras" and tmp.parent == tmp_path
+        tmp.write_bytes(b"zip")
+    mode = (tmp_path / "model.keras").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
+
+
+def test_invalid_json_never_reaches_the_file(tmp_path):
+    with pytest.raises(ValueError):
+        artifacts.atomic_write_json(tmp_path / "metrics.json", {"test_loss": float("nan")})
+    assert not (tmp_path / "metrics.json").exists() and _leftovers(tmp_path) == []
+
+
+def test_history_files_have_one_row_per_epoch_in_keras_order(tmp_path):
+    artifacts.write_history(tmp_path, HISTORY)
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,accuracy,val_loss,val_accuracy"
+    assert len(lines) == 1 + 2
+    assert [float(v) for v in lines[2].split(",")] == [2, 0.75, 0.625, 0.875, 0.7]
+    document = json.loads((tmp_path / "history.json").read_text())
+    assert document.pop("epoch") == [1, 2]
+    assert document == HISTORY
+
+
+def test_non_finite_history_values_stay_valid_json(tmp_path):
+    artifacts.write_history(tmp_path, {"loss": [1.0, float("nan")]})
+    assert json.loads((tmp_path / "history.json").read_text())["loss"] == [1.0, "nan"]
+
+
+def test_test_metrics_are_prefixed():
+    assert artifacts.as_test_metrics({"loss": 0.5, "accuracy": 0.75}) == {
+        "test_loss": 0.5, "test_accuracy": 0.75}
+
+
+def test_learning_curves_are_a_real_png(tmp_path):
+    path = tmp_path / "learning_curves.png"
+    plot_learning_curves(HISTORY, path, title="test")
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[1] > image.shape[0]  # two panels side by side
+    # Not a blank canvas: the curves put several colours on it.
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 10
+
+
+def test_manifest_detects_a_changed_file(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"weights")
+    artifacts.write_manifest(tmp_path, ["model.keras", "absent.json"])
+    artifacts.verify_manifest(tmp_path / "model.keras")  # intact: no error
+    (tmp_path / "model.keras").write_bytes(b"weighty")
+    with pytest.raises(CommandError, match="is damaged"):
+        artifacts.verify_manifest(tmp_path / "model.keras")
+
+
+def test_prepare_run_dir_refuses_an_existing_run(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CommandError, match="--resume"):
+        artifacts.prepare_run_dir(tmp_path)
+
+
+def test_prepare_run_dir_fails_on_an_unwritable_place(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(CommandError, match="not writable"):
+        artifacts.prepare_run_dir(blocker / "run")
+
+
+def test_default_run_dirs_never_collide(tmp_path):
+    first = artifacts.default_run_dir("housing", root=tmp_path)
+    assert first.parent == tmp_path and first.name.startswith("housing-")
+    first.mkdir()
+    second = artifacts.default_run_dir("housing", root=tmp_path)
+    assert second != first
