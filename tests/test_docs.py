@@ -124,7 +124,7 @@ def run_markdown(path: pathlib.Path, request) -> None:
             except pytest.skip.Exception:
                 data_lines.append(block.line)
                 continue
-            os.environ["CUSTOMKERAS_DATA_DIR"] = str(data)
+            request.getfixturevalue("monkeypatch").setenv("CUSTOMKERAS_DATA_DIR", str(data))
         code = compile("\n" * (block.line - 1) + block.source, str(path), "exec")
         with captured_output() as output:
             try:
@@ -152,7 +152,6 @@ def run_markdown(path: pathlib.Path, request) -> None:
 @pytest.mark.parametrize("path", DOC_FILES, ids=[p.name for p in DOC_FILES])
 def test_doc_file_runs(path, request, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CUSTOMKERAS_DATA_DIR", os.environ.get("CUSTOMKERAS_DATA_DIR", ""))
     run_markdown(path, request)
 
 
