@@ -14,19 +14,19 @@ class RetracingError(RuntimeError):
     """Raised by a `TraceCounter` whose function was traced more than `max_traces` times."""
 
 
-def _is_tf_function(fn: Any) -> bool:
+def is_tf_function(fn: Any) -> bool:
     # tf.function objects (polymorphic functions) are the only callables with this method.
     return callable(getattr(fn, "experimental_get_tracing_count", None))
 
 
-def _concrete_functions(function) -> list:
+def concrete_functions(function) -> list:
     # No public API lists a tf.function's cache; this private one has been stable since
     # TF 2.0. Without it we still count traces exactly, only without signatures.
     lister = getattr(function, "_list_all_concrete_functions", None)
     return list(lister()) if lister is not None else []
 
 
-def _signature_text(concrete) -> str:
+def signature_text(concrete) -> str:
     args, kwargs = concrete.structured_input_signature
     parts = [repr(arg) for arg in args] + [f"{key}={value!r}" for key, value in kwargs.items()]
     return "(" + ", ".join(parts) + ")"
@@ -56,7 +56,7 @@ class TraceCounter:
 
     def _start(self) -> None:
         self._baseline = self.function.experimental_get_tracing_count()
-        self._known = {id(c) for c in _concrete_functions(self.function)}
+        self._known = {id(c) for c in concrete_functions(self.function)}
 
     @property
     def count(self) -> int:
@@ -67,8 +67,8 @@ class TraceCounter:
     def signatures(self) -> list[str]:
         """Input signatures of the concrete functions traced since counting started."""
         return [
-            _signature_text(c)
-            for c in _concrete_functions(self.function)
+            signature_text(c)
+            for c in concrete_functions(self.function)
             if id(c) not in self._known
         ]
 
@@ -125,7 +125,7 @@ def count_traces(fn: Callable, *, max_traces: int | None = None, **tf_function_k
     >>> square.count   # a new Python value is a new signature
     2
     """
-    if _is_tf_function(fn):
+    if is_tf_function(fn):
         if tf_function_kwargs:
             raise ValueError(
                 "tf_function_kwargs apply only to a plain Python function, but fn is already "

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from customkeras.tracing.counting import _concrete_functions, _is_tf_function, _signature_text
+from customkeras.tracing.counting import concrete_functions, is_tf_function, signature_text
 
 __all__ = ["FunctionDescription", "RetraceProbe", "describe"]
 
@@ -161,7 +161,7 @@ def describe(fn: Callable, *example_args, **example_kwargs) -> FunctionDescripti
     Returns:
         A `FunctionDescription`; `str()` of it is a readable report.
     """
-    function = fn if _is_tf_function(fn) else tf.function(fn)
+    function = fn if is_tf_function(fn) else tf.function(fn)
     probes = ()
     if example_args:
         probes = tuple(
@@ -175,6 +175,6 @@ def describe(fn: Callable, *example_args, **example_kwargs) -> FunctionDescripti
         reduce_retracing=getattr(function, "_reduce_retracing", None),
         jit_compile=getattr(function, "_jit_compile", None),
         tracing_count=function.experimental_get_tracing_count(),
-        concrete_signatures=tuple(_signature_text(c) for c in _concrete_functions(function)),
+        concrete_signatures=tuple(signature_text(c) for c in concrete_functions(function)),
         probes=probes,
     )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
-from customkeras.tracing.counting import _is_tf_function
+from customkeras.tracing.counting import is_tf_function
 
 __all__ = ["GraphOp", "GraphTensor", "autograph_source", "graph_ops"]
 
@@ -41,7 +41,7 @@ def _graph_tensor(tensor) -> GraphTensor:
 def _concrete_function_for(fn, args, kwargs):
     if isinstance(fn, tf.types.experimental.ConcreteFunction):
         return fn
-    function = fn if _is_tf_function(fn) else tf.function(fn)
+    function = fn if is_tf_function(fn) else tf.function(fn)
     return function.get_concrete_function(*args, **kwargs)
 
 
@@ -80,7 +80,7 @@ def graph_ops(fn: Callable, *args, **kwargs) -> list[GraphOp]:
 
 
 def _python_function(fn: Callable) -> Callable:
-    if _is_tf_function(fn):
+    if is_tf_function(fn):
         fn = fn.python_function
     fn = inspect.unwrap(fn)
     # A tf.function used as a method wraps a bound method of a private target object.
