@@ -14,7 +14,7 @@ uninterrupted run's.
 import json
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -123,11 +123,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Args:
         checkpoint: the `RunCheckpoint` to write.
         history: the history of epochs completed before this `fit` (when resuming).
+        on_epoch_saved: called with the history after each epoch's checkpoint, e.g.
+            to keep `history.csv` current. Defaults to nothing.
     """
 
-    def __init__(self, checkpoint: RunCheckpoint, history: Mapping[str, Sequence[float]]):
+    def __init__(self, checkpoint: RunCheckpoint, history: Mapping[str, Sequence[float]],
+                 on_epoch_saved: Callable[[History], None] | None = None):
         super().__init__()
         self._checkpoint = checkpoint
+        self._on_epoch_saved = on_epoch_saved
         self._last_batch = -1
         self.history: History = {key: list(values) for key, values in history.items()}
 
@@ -153,3 +157,5 @@ class EpochCheckpoint(keras.callbacks.Callback):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
         self._checkpoint.save(epoch + 1, self.history)
+        if self._on_epoch_saved is not None:
+            self._on_epoch_saved(self.history)

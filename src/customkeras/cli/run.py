@@ -117,7 +117,10 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     _write_config(run_dir, run_config)
 
     interrupt = GracefulInterrupt(model)
-    epoch_checkpoint = EpochCheckpoint(checkpoint, history)
+    # history.csv/json follow every checkpoint (a killed run still shows its progress);
+    # the plot is drawn once at the end, as it costs more than a short epoch.
+    epoch_checkpoint = EpochCheckpoint(
+        checkpoint, history, on_epoch_saved=lambda h: artifacts.write_history(run_dir, h))
     callbacks = [
         epoch_checkpoint,
         interrupt,

@@ -174,4 +174,10 @@ def handle(args: argparse.Namespace) -> int:
     run_config = _new_config(args)
     output = getattr(args, "output_dir", None) or artifacts.default_run_dir(run_config.dataset)
     run_dir = artifacts.prepare_run_dir(output)
-    return run.train(run_config, run_dir, resume=False, verbose=verbose)
+    try:
+        return run.train(run_config, run_dir, resume=False, verbose=verbose)
+    except CommandError:
+        # Failed before writing anything (e.g. no data): leave no empty run behind.
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
