@@ -53,6 +53,11 @@ class RunConfig:
         """Whether this is exercise 13b: one optimizer per layer group."""
         return self.lower_optimizer is not None
 
+    def experiment_arguments(self) -> dict:
+        """The keyword arguments of `customkeras.experiments.build_experiment`."""
+        names = ("model", "optimizer", "lr", *SPLIT_KEYS, "loss", "threshold", "metrics")
+        return {name: getattr(self, name) for name in names}
+
     def to_dict(self) -> dict:
         values = dataclasses.asdict(self)
         values["metrics"] = list(self.metrics)

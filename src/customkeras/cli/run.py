@@ -1,6 +1,5 @@
 """Executing one training run: data, model, Trainer, checkpoints, artifacts, summary."""
 
-import dataclasses
 import pathlib
 import sys
 
@@ -23,10 +22,8 @@ def build_trainer(run_config: config.RunConfig) -> tuple[training.Trainer, keras
     checkpoint of the run, and a restore into this trainer, has the same structure.
     """
     keras.utils.set_random_seed(run_config.seed)
-    fields = {f.name for f in dataclasses.fields(config.RunConfig)} - {
-        "dataset", "epochs", "batch_size", "seed", "max_train_samples", "data_dir"}
-    experiment = experiments.build_experiment(
-        run_config.dataset, **{name: getattr(run_config, name) for name in fields})
+    experiment = experiments.build_experiment(run_config.dataset,
+                                              **run_config.experiment_arguments())
     trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
                                experiment.metrics)
     trainer.optimizer.build(experiment.model.trainable_variables)
@@ -35,6 +32,24 @@ def build_trainer(run_config: config.RunConfig) -> tuple[training.Trainer, keras
 
 def _optimizers(trainer: training.Trainer) -> list:
     return [trainer.optimizer, *getattr(trainer.optimizer, "optimizers", ())]
+
+
+def _shown(path: pathlib.Path) -> pathlib.Path:
+    """`path` as the user would type it: relative to the working directory when inside it."""
+    try:
+        return path.relative_to(pathlib.Path.cwd())
+    except ValueError:
+        return path
+
+
+def _title(run_config: config.RunConfig) -> str:
+    if run_config.split_optimizers:
+        optimizer = (f"lower {run_config.lower_optimizer} {run_config.lower_lr:g}, "
+                     f"upper {run_config.upper_optimizer} {run_config.upper_lr:g}")
+    else:
+        optimizer = f"{run_config.optimizer} {run_config.lr:g}"
+    loss = "" if run_config.dataset == experiments.FASHION_MNIST else f", {run_config.loss} loss"
+    return f"{run_config.dataset} {run_config.model} ({optimizer}{loss})"
 
 
 def _format_results(results: dict) -> str:
@@ -53,11 +68,12 @@ def _write_history(run_dir: pathlib.Path, history: dict, run_config: config.RunC
         return
     artifacts.write_history(run_dir, history)
     plot_learning_curves(history, run_dir / artifacts.CURVES_FILE,
-                         title=f"{run_config.dataset} ({run_config.model})")
+                         title=_title(run_config))
 
 
 def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
     print(f"\nTest results after {n_epochs} epoch(s): {_format_results(results)}")
+    run_dir = _shown(run_dir)
     print(f"Run directory: {run_dir}")
     rows = [
         (artifacts.MODEL_FILE, "trained model: keras.saving.load_model() after import customkeras"),
@@ -66,8 +82,8 @@ def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
         (artifacts.CURVES_FILE, "learning curves (training dashed, validation solid)"),
         (artifacts.CONFIG_FILE, f"repeat: customkeras train --config {run_dir / artifacts.CONFIG_FILE}"),
         (artifacts.LOG_DIR + "/", f"tensorboard --logdir {run_dir / artifacts.LOG_DIR}"),
-        (artifacts.CHECKPOINT_DIR + "/", "epoch checkpoints: customkeras train --resume RUN_DIR "
-                                         "--epochs N continues training"),
+        (artifacts.CHECKPOINT_DIR + "/", f"more epochs: customkeras train --resume {run_dir} "
+                                         "--epochs N"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
@@ -141,6 +157,6 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     if interrupt.requested and done < run_config.epochs:
         print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
               f"Checkpoint: {checkpoint.latest}\nResume with:\n"
-              f"  customkeras train --resume {run_dir}", file=sys.stderr, flush=True)
+              f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     return _finish(run_dir, run_config, trainer, model, splits, history)
