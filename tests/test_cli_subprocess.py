@@ -68,8 +68,7 @@ def test_ctrl_c_checkpoints_and_exits_130(python_executable, data_dir, tmp_path)
     run_dir = tmp_path / "run"
     process = _long_run(python_executable, data_dir, run_dir)
     try:
-        _wait_for(run_dir / "checkpoints" / "checkpoint", process)  # training has begun
-        time.sleep(1.0)
+        _wait_for(run_dir / "checkpoints" / "ckpt-1.index", process)  # one epoch done
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=120)
     finally:
