@@ -9,8 +9,12 @@ between executions.
 
 Each loop's `input_signature` leaves the sample dimension unknown, so a new data
 set with another number of samples, a smaller last batch or another batch size reuse
-the same trace. With XLA (`jit_compile=True`) only the step is compiled: XLA around
-the whole `while` loop was measured to be slower on CPU.
+the same trace. Two variants exist: a plain loop, which takes any batch (including an
+epoch's smaller last one), and an XLA-compiled loop (`jit_compile=True` around the
+whole `while` loop) over full batches of a static size. On CPU, for the chapter's MLP,
+the XLA loop ran ~1.5x faster than XLA on the step alone and ~2.5x faster than no XLA;
+the Trainer runs an epoch's last, smaller batch through the plain loop rather than
+compiling XLA for one more shape.
 
 Distribution seam: state is created under `strategy.scope()` by the caller, and each
 step runs through `strategy.run`; the per-replica split of the batch is the part a
@@ -35,6 +39,16 @@ def _data_spec(data):
     return tf.nest.map_structure(
         lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), data
     )
+
+
+def _full_batch(start, batch_size):
+    """Indices `start, ..., start + batch_size - 1`, with a static length under XLA.
+
+    XLA treats `batch_size` as a compile-time constant (one compilation per batch
+    size). `tf.slice(order, [start], [batch_size])` would do the same to `start`,
+    i.e. recompile for every execution's first step; a gather over a range does not.
+    """
+    return start + tf.range(batch_size)
 
 
 def _spec_key(spec):
@@ -72,13 +86,8 @@ class StepLoops:
             self._backups = [
                 tf.Variable(v.value, trainable=False, name="backup") for v in self._state
             ]
-        # One plain and one XLA-compiled variant of each step; each loop is traced
-        # once per (data structure, variant).
-        self._step_functions = {
-            (name, jit): tf.function(step, jit_compile=True) if jit else step
-            for name, step in (("train", self._train_step), ("test", self._test_step))
-            for jit in (False, True)
-        }
+        # Traced loops by (train/test, XLA or not, data structure): each is traced
+        # once, whatever the number of samples, the batch size or the step count.
         self._loops = {}
 
     # ---- one step ------------------------------------------------------------------
@@ -139,8 +148,9 @@ class StepLoops:
             order: int32 vector, the epoch's sample order.
             first_step: 0-based index in the epoch of the first step to run.
             num_steps: how many steps to run (fewer if a loss is not finite).
-            batch_size: samples per step (the last step of an epoch may get fewer).
-            jit_compile: whether to run the XLA-compiled step.
+            batch_size: samples per step. Without XLA the last step of an epoch may
+                get fewer; with XLA every step must be a full batch.
+            jit_compile: whether to run the XLA-compiled loop.
 
         Returns:
             `(steps_run, loss_finite, weights_finite, logs)` as tensors. When both
@@ -150,29 +160,33 @@ class StepLoops:
         return loop(data, order, first_step, num_steps, batch_size)
 
     def test(self, data, first_step, num_steps, batch_size, jit_compile=False):
-        """Runs `num_steps` evaluation steps in one graph call; returns the logs."""
+        """Runs `num_steps` evaluation steps in one graph call; returns the logs.
+
+        As for `train`, with XLA every step must be a full batch.
+        """
         return self._loop("test", data, jit_compile, [])(data, first_step, num_steps, batch_size)
 
     def _loop(self, name, data, jit_compile, extra_specs):
         spec = _data_spec(data)
         key = (name, bool(jit_compile), _spec_key(spec))
         if key not in self._loops:
-            step = self._step_functions[(name, bool(jit_compile))]
             body = self._train_loop if name == "train" else self._test_loop
             self._loops[key] = tf.function(
-                functools.partial(body, step),
+                functools.partial(body, bool(jit_compile)),
                 input_signature=[spec] + extra_specs + [INDEX_SPEC] * 3,
+                jit_compile=bool(jit_compile),
             )
         return self._loops[key]
 
-    def _train_loop(self, step_function, data, order, first_step, num_steps, batch_size):
-        total = tf.shape(order)[0]
-
+    def _train_loop(self, full_batches, data, order, first_step, num_steps, batch_size):
         def body(step, loss_finite):
             start = (first_step + step) * batch_size
-            indices = order[start:tf.minimum(start + batch_size, total)]
+            if full_batches:
+                indices = tf.gather(order, _full_batch(start, batch_size))
+            else:
+                indices = order[start:tf.minimum(start + batch_size, tf.shape(order)[0])]
             batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
-            loss = self.strategy.run(step_function, args=(batch,))
+            loss = self.strategy.run(self._train_step, args=(batch,))
             loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
             return step + 1, tf.reduce_all(tf.math.is_finite(loss))
 
@@ -188,14 +202,16 @@ class StepLoops:
         tf.cond(tf.logical_and(loss_finite, weights_finite), self._snapshot, lambda: False)
         return steps_run, loss_finite, weights_finite, self.logs()
 
-    def _test_loop(self, step_function, data, first_step, num_steps, batch_size):
-        total = tf.shape(tf.nest.flatten(data)[0])[0]
+    def _test_loop(self, full_batches, data, first_step, num_steps, batch_size):
+        def take(tensor, start):
+            if full_batches:
+                return tf.gather(tensor, _full_batch(start, batch_size))
+            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
 
         def body(step):
             start = (first_step + step) * batch_size
-            stop = tf.minimum(start + batch_size, total)
-            batch = tf.nest.map_structure(lambda t: t[start:stop], data)
-            self.strategy.run(step_function, args=(batch,))
+            batch = tf.nest.map_structure(lambda t: take(t, start), data)
+            self.strategy.run(self._test_step, args=(batch,))
             return (step + 1,)
 
         tf.while_loop(lambda step: step < num_steps, body, (tf.constant(0),))
