@@ -16,9 +16,10 @@ the XLA loop ran ~1.5x faster than XLA on the step alone and ~2.5x faster than n
 the Trainer runs an epoch's last, smaller batch through the plain loop rather than
 compiling XLA for one more shape.
 
-Distribution seam: state is created under `strategy.scope()` by the caller, and each
-step runs through `strategy.run`; the per-replica split of the batch is the part a
-multi-device strategy has to add.
+Distribution: state is created under `strategy.scope()` by the caller; each step runs
+through `strategy.run`, where every replica takes its slice of the global batch and
+contributes its share of the global loss (see `_step_loss`); Keras optimizers sum the
+gradients over replicas and metric variables are summed on read.
 """
 
 import functools
@@ -26,6 +27,8 @@ import functools
 import tensorflow as tf
 
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
+# Loss reductions that Keras divides by the number of replicas under tf.distribute.
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
 
 
 def unpack(batch):
@@ -92,14 +95,49 @@ class StepLoops:
 
     # ---- one step ------------------------------------------------------------------
 
-    def _total_loss(self, y, y_pred, sample_weight):
-        """Mean main loss (sample-weighted) + every loss in `model.losses`."""
+    def _replica_batch(self, batch):
+        """This replica's share of the global batch, and the global batch size.
+
+        Every replica (on every worker) sees the same global batch and takes its
+        contiguous slice, so no dataset needs sharding.
+        """
+        global_size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas == 1:
+            return batch, global_size
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        start = global_size * replica // replicas
+        stop = global_size * (replica + 1) // replicas
+        return tf.nest.map_structure(lambda t: t[start:stop], batch), global_size
+
+    def _step_loss(self, y, y_pred, sample_weight, global_size):
+        """Mean main loss (sample-weighted) + every loss in `model.losses`.
+
+        Under a strategy, this replica's share: summed over replicas (as the
+        optimizer sums gradients), it is the loss of the global batch.
+        """
         loss = self.loss(y, y_pred, sample_weight=sample_weight)
         extra = [tf.cast(tf.reduce_sum(term), loss.dtype) for term in self.model.losses]
+        replicas = self.strategy.num_replicas_in_sync
+        if replicas > 1:
+            # Keras divides a batch-mean loss by the number of replicas: right for
+            # equal shares only. Rescale to (sum of this share's losses) / global size.
+            if self.loss.reduction in _MEAN_REDUCTIONS:
+                local = tf.cast(tf.shape(y_pred)[0] * replicas, loss.dtype)
+                loss = loss * local / tf.cast(global_size, loss.dtype)
+            # Each replica computes the regularization terms; they count once.
+            extra = [term / replicas for term in extra]
         return tf.add_n([loss] + extra) if extra else loss
 
-    def _update_metrics(self, loss, y, y_pred):
-        self.loss_tracker.update_state(loss, sample_weight=tf.shape(y_pred)[0])
+    def _update_metrics(self, loss, y, y_pred, global_size):
+        local = tf.shape(y_pred)[0]
+        if self.strategy.num_replicas_in_sync > 1:
+            # The tracker adds value * weight over replicas: scale this replica's
+            # share so the sum over replicas is the global loss times the global size.
+            loss = tf.math.divide_no_nan(
+                loss * tf.cast(global_size, loss.dtype), tf.cast(local, loss.dtype)
+            )
+        self.loss_tracker.update_state(loss, sample_weight=local)
         # As with `compile(metrics=...)`, metrics ignore sample weights (Keras keeps
         # weighted ones apart, in `weighted_metrics`); only the loss is weighted.
         for metric in self.metrics:
@@ -107,24 +145,27 @@ class StepLoops:
 
     def _train_step(self, batch):
         self.trace_counts["train_step"] += 1
+        batch, global_size = self._replica_batch(batch)
         x, y, sample_weight = unpack(batch)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
-            loss = self._total_loss(y, y_pred, sample_weight)
+            loss = self._step_loss(y, y_pred, sample_weight, global_size)
         gradients = tape.gradient(loss, variables)
-        # Keras 3 optimizers apply variable constraints inside `apply_gradients`, so
-        # the constraints hold after every step without a second application here.
+        # Keras 3 optimizers sum gradients over replicas and apply variable
+        # constraints inside `apply_gradients`: the constraints hold after every
+        # step without a second application here.
         self.optimizer.apply_gradients(zip(gradients, variables))
-        self._update_metrics(loss, y, y_pred)
+        self._update_metrics(loss, y, y_pred, global_size)
         return loss
 
     def _test_step(self, batch):
         self.trace_counts["test_step"] += 1
+        batch, global_size = self._replica_batch(batch)
         x, y, sample_weight = unpack(batch)
         y_pred = self.model(x, training=False)
-        loss = self._total_loss(y, y_pred, sample_weight)
-        self._update_metrics(loss, y, y_pred)
+        loss = self._step_loss(y, y_pred, sample_weight, global_size)
+        self._update_metrics(loss, y, y_pred, global_size)
         return loss
 
     # ---- loops -----------------------------------------------------------------------

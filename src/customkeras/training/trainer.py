@@ -90,7 +90,9 @@ class Trainer:
         )
         self.jit_compile = jit_compile
         self.strategy = strategy or tf.distribute.get_strategy()
-        self._distributed = self.strategy.num_replicas_in_sync > 1 or tf.distribute.has_strategy()
+        self._distributed = tf.distribute.has_strategy() or (
+            self.strategy is not tf.distribute.get_strategy()
+        )
         self._metric_spec = metrics
         self._optimizer_spec = optimizer
         if isinstance(optimizer, (str, keras.optimizers.Optimizer)) or model.built:
@@ -164,6 +166,11 @@ class Trainer:
         initial_epoch = inputs.check_positive_int(initial_epoch, "initial_epoch", minimum=0)
         if seed is not None:
             seed = inputs.check_positive_int(seed, "seed", minimum=0)
+        elif shuffle and isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            raise ValueError(
+                "`seed` must be given when shuffling under a MultiWorkerMirroredStrategy, "
+                "so that every worker uses the same sample order; received seed=None"
+            )
         else:
             seed = int(np.random.randint(2**31 - 1))
         train = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
@@ -352,6 +359,8 @@ class Trainer:
     def _build(self, label_shape, output_shape):
         if self._optimizer is None:
             self._resolve_optimizer()
+        if self._distributed:
+            self._check_created_in_scope()
         with self.strategy.scope():
             self.metrics = objectives.resolve_metrics(
                 self._metric_spec, label_shape, output_shape
@@ -362,6 +371,27 @@ class Trainer:
         self._loops = StepLoops(
             self.model, self.loss, self._optimizer, loss_tracker, self.metrics, self.strategy
         )
+
+
+    def _check_created_in_scope(self):
+        """Variables and optimizers must belong to the strategy (as Keras requires)."""
+        outside = [
+            v.path for v in self.model.variables
+            if not isinstance(v.value, tf.distribute.DistributedValues)
+        ]
+        optimizers = getattr(self._optimizer, "optimizers", [self._optimizer])
+        # Keras's TensorFlow optimizers remember the strategy they were created under.
+        foreign = [
+            o.name for o in optimizers
+            if getattr(o, "_distribution_strategy", self.strategy) is not self.strategy
+        ]
+        if outside or foreign:
+            raise ValueError(
+                "with `strategy`, create the model and its optimizers inside "
+                "`with strategy.scope():`; created outside it: "
+                f"variables {outside[:5]}{'...' if len(outside) > 5 else ''}, "
+                f"optimizers {foreign}"
+            )
 
 
 _VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
