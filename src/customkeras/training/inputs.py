@@ -160,6 +160,20 @@ def to_tensors(arrays):
     )
 
 
+VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
+
+
+def split_validation(validation_data):
+    """Returns `(x, y, sample_weight or None)` from `fit`'s `validation_data`."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError(
+            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+            f"sample_weight_val); received {type(validation_data).__name__}"
+        )
+    x, y, *rest = validation_data
+    return x, y, (rest[0] if rest else None)
+
+
 def epoch_order(num_samples, seed, epoch, shuffle):
     """The sample order of one epoch: a function of `(seed, epoch)` only.
 

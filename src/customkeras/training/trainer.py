@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from customkeras.training import inputs, objectives
+from customkeras.training import distribution, inputs, objectives
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.progress import make_progress
@@ -90,9 +90,7 @@ class Trainer:
         )
         self.jit_compile = jit_compile
         self.strategy = strategy or tf.distribute.get_strategy()
-        self._distributed = tf.distribute.has_strategy() or (
-            self.strategy is not tf.distribute.get_strategy()
-        )
+        self._distributed = distribution.is_distributed(self.strategy)
         self._metric_spec = metrics
         self._optimizer_spec = optimizer
         if isinstance(optimizer, (str, keras.optimizers.Optimizer)) or model.built:
@@ -176,7 +174,9 @@ class Trainer:
         train = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
         validation = None
         if validation_data is not None:
-            validation = self._prepare(*_split_validation(validation_data), _VALIDATION_NAMES)
+            validation = self._prepare(
+                *inputs.split_validation(validation_data), inputs.VALIDATION_NAMES
+            )
         n_samples = int(train[1].shape[0])
         steps_per_epoch = -(-n_samples // batch_size)
 
@@ -360,7 +360,7 @@ class Trainer:
         if self._optimizer is None:
             self._resolve_optimizer()
         if self._distributed:
-            self._check_created_in_scope()
+            distribution.check_created_in_scope(self.model, self._optimizer, self.strategy)
         with self.strategy.scope():
             self.metrics = objectives.resolve_metrics(
                 self._metric_spec, label_shape, output_shape
@@ -371,40 +371,6 @@ class Trainer:
         self._loops = StepLoops(
             self.model, self.loss, self._optimizer, loss_tracker, self.metrics, self.strategy
         )
-
-
-    def _check_created_in_scope(self):
-        """Variables and optimizers must belong to the strategy (as Keras requires)."""
-        outside = [
-            v.path for v in self.model.variables
-            if not isinstance(v.value, tf.distribute.DistributedValues)
-        ]
-        optimizers = getattr(self._optimizer, "optimizers", [self._optimizer])
-        # Keras's TensorFlow optimizers remember the strategy they were created under.
-        foreign = [
-            o.name for o in optimizers
-            if getattr(o, "_distribution_strategy", self.strategy) is not self.strategy
-        ]
-        if outside or foreign:
-            raise ValueError(
-                "with `strategy`, create the model and its optimizers inside "
-                "`with strategy.scope():`; created outside it: "
-                f"variables {outside[:5]}{'...' if len(outside) > 5 else ''}, "
-                f"optimizers {foreign}"
-            )
-
-
-_VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
-
-
-def _split_validation(validation_data):
-    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-        raise ValueError(
-            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-            f"sample_weight_val); received {type(validation_data).__name__}"
-        )
-    x, y, *rest = validation_data
-    return x, y, (rest[0] if rest else None)
 
 
 def _history(callback_list):
