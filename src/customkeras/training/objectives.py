@@ -15,6 +15,16 @@ from keras.src.losses.losses import LossFunctionWrapper
 _SPARSE_LOSS_NAMES = ("sparse_categorical_crossentropy", "sparsecategoricalcrossentropy")
 
 
+def _from_registry(get, identifier):
+    """`get(identifier)` for a name (None if unknown); any other value unchanged."""
+    if not isinstance(identifier, str):
+        return identifier
+    try:
+        return get(identifier)
+    except ValueError:
+        return None
+
+
 def resolve_loss(loss):
     """Returns a `keras.losses.Loss` for a loss object, function or name.
 
@@ -27,14 +37,7 @@ def resolve_loss(loss):
         A loss object whose call `loss(y_true, y_pred, sample_weight)` returns the
         sample-weighted mean over the batch, as Keras `fit` computes it.
     """
-    if isinstance(loss, keras.losses.Loss):
-        return loss
-    function = loss
-    if isinstance(loss, str):
-        try:
-            function = keras.losses.get(loss)
-        except ValueError:
-            function = None
+    function = _from_registry(keras.losses.get, loss)
     if isinstance(function, keras.losses.Loss):
         return function
     if not callable(function):
@@ -95,12 +98,7 @@ def _resolve_metric(identifier, label_shape, output_shape):
         if is_sparse:
             return keras.metrics.SparseCategoricalAccuracy(name=identifier)
         return keras.metrics.CategoricalAccuracy(name=identifier)
-    metric = identifier
-    if isinstance(identifier, str):
-        try:
-            metric = keras.metrics.get(identifier)
-        except ValueError:
-            metric = None
+    metric = _from_registry(keras.metrics.get, identifier)
     if not isinstance(metric, keras.metrics.Metric):
         if not callable(metric):
             raise ValueError(
