@@ -10,6 +10,7 @@ from training_helpers import classification_data, max_abs_difference, mlp
 
 from customkeras.training import Trainer, TrainingDivergedError
 from customkeras.training import trainer as trainer_module
+from customkeras.training.executions import ExecutionPlanner
 
 SPARSE_CE = "sparse_categorical_crossentropy"
 
@@ -81,7 +82,7 @@ def test_bad_input_fails_before_training(change, message):
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match=r"`steps_per_execution` must be an integer >= 1; received 0"):
+    with pytest.raises(ValueError, match=r"`steps_per_execution` must be an integer >= 1 or 'auto'; received 0"):
         Trainer(mlp(), SPARSE_CE, "sgd", steps_per_execution=0)
     with pytest.raises(ValueError, match="`loss` must be"):
         Trainer(mlp(), "no_such_loss", "sgd")
@@ -165,3 +166,28 @@ def test_auto_jit_falls_back_when_xla_cannot_compile(monkeypatch):
     assert history.history == expected.history
     with pytest.raises(tf.errors.InvalidArgumentError):
         Trainer(model(), "mse", "sgd", jit_compile=True).fit(x, y, verbose=0)
+
+
+def test_auto_steps_per_execution_adapts_to_the_time_per_call():
+    now = [0.0]
+    planner = ExecutionPlanner("auto", clock=lambda: now[0])
+
+    def one_pass(seconds_per_step):
+        sizes = []
+        for first, count, _ in planner.executions(100_000, 1, xla=False):
+            sizes.append(count)
+            now[0] += count * seconds_per_step
+        return sizes
+
+    # Fast steps: calls grow (at most 4x per call) until one takes ~0.2 s.
+    sizes = one_pass(seconds_per_step=1e-4)
+    assert sizes[:5] == [100, 100, 400, 1600, 2000]
+    assert sum(sizes) == 100_000
+    # Slow steps: calls shrink so the display and Ctrl-C stay responsive.
+    sizes = one_pass(seconds_per_step=0.01)
+    assert sizes[:4] == [2000, 2000, 500, 125] and sizes[5] == 20
+    fixed = ExecutionPlanner(7, clock=lambda: now[0])
+    assert [c for _, c, _ in fixed.executions(30, 2, xla=False)] == [7, 7, 1]
+    with_xla = ExecutionPlanner(4)
+    assert list(with_xla.executions(21, 2, xla=True)) == [
+        (0, 4, True), (4, 4, True), (8, 2, True), (10, 1, False)]

@@ -13,11 +13,11 @@ import tensorflow as tf
 
 from customkeras.training import distribution, inputs, objectives
 from customkeras.training.errors import TrainingDivergedError
+from customkeras.training.executions import ExecutionPlanner
 from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.progress import make_progress
 from customkeras.training.steps import StepLoops
 
-DEFAULT_STEPS_PER_EXECUTION = 100
 # Under `jit_compile="auto"`, XLA is used for runs of at least this many steps. On this
 # CPU, for the chapter's MLP, the XLA loop took ~0.4 ms/step against ~0.8 ms without,
 # but compiling cost ~1.4 s more than tracing the plain loop: XLA pays off after
@@ -43,9 +43,10 @@ class Trainer:
             exactly one group (exercise 13b).
         metrics: metric objects, functions or names (`"accuracy"`, `"mae"`, ...).
             Defaults to none.
-        steps_per_execution: training steps per graph call. The host reads metrics,
-            updates the display and calls batch callbacks only between calls.
-            Defaults to 100.
+        steps_per_execution: training steps per graph call, or `"auto"` to adapt it
+            so that each call takes about 0.2 s (see `executions`). The host reads
+            metrics, updates the display, calls batch callbacks and checks
+            `model.stop_training` only between calls. Defaults to `"auto"`.
         jit_compile: `True` to compile each step with XLA, `False` not to. `"auto"`
             uses XLA for runs of at least `XLA_MIN_STEPS` (3000) steps, where the
             faster steps repay the compilation, and falls back without it (with a
@@ -71,7 +72,7 @@ class Trainer:
         optimizer,
         metrics=(),
         *,
-        steps_per_execution=DEFAULT_STEPS_PER_EXECUTION,
+        steps_per_execution="auto",
         jit_compile="auto",
         strategy=None,
     ):
@@ -85,9 +86,17 @@ class Trainer:
             )
         self.model = model
         self.loss = objectives.resolve_loss(loss)
-        self.steps_per_execution = inputs.check_positive_int(
-            steps_per_execution, "steps_per_execution"
-        )
+        if steps_per_execution != "auto" and (
+            isinstance(steps_per_execution, bool)
+            or not isinstance(steps_per_execution, int)
+            or steps_per_execution < 1
+        ):
+            raise ValueError(
+                "`steps_per_execution` must be an integer >= 1 or 'auto'; received "
+                f"{steps_per_execution!r}"
+            )
+        self.steps_per_execution = steps_per_execution
+        self._planner = ExecutionPlanner(steps_per_execution)
         self.jit_compile = jit_compile
         self.strategy = strategy or tf.distribute.get_strategy()
         self._distributed = distribution.is_distributed(self.strategy)
@@ -245,7 +254,7 @@ class Trainer:
         order = tf.constant(order)
         batch_size_t = tf.constant(batch_size)
         logs = {}
-        for step, count, xla in self._executions(len(order), batch_size, jit_compile):
+        for step, count, xla in self._planner.executions(len(order), batch_size, jit_compile):
             if self.model.stop_training:
                 break
             callbacks.on_train_batch_begin(step)
@@ -258,21 +267,6 @@ class Trainer:
             callbacks.on_train_batch_end(step + count - 1, logs)
             progress.execution_end(step + count, logs)
         return dict(logs)
-
-    def _executions(self, n_samples, batch_size, jit_compile):
-        """Yields `(first_step, num_steps, xla)` for each graph call of one pass.
-
-        With XLA, full batches run in the compiled loop and the last, smaller batch
-        (if any) in the plain loop, so XLA compiles for one batch shape only.
-        """
-        total = -(-n_samples // batch_size)
-        full = n_samples // batch_size if jit_compile else total
-        step = 0
-        while step < total:
-            xla = jit_compile and step < full
-            count = min(self.steps_per_execution, (full if xla else total) - step)
-            yield step, count, xla
-            step += count
 
     def _use_xla(self, num_steps):
         """Whether a run of `num_steps` steps (in total, over its epochs) uses XLA."""
@@ -322,7 +316,7 @@ class Trainer:
         callbacks.on_test_begin()
         logs = {}
         batch_size_t = tf.constant(batch_size)
-        for step, count, xla in self._executions(n_samples, batch_size, jit_compile):
+        for step, count, xla in self._planner.executions(n_samples, batch_size, jit_compile):
             callbacks.on_test_batch_begin(step)
             logs = self._call_loop(
                 "test", xla, data, tf.constant(step), tf.constant(count), batch_size_t

@@ -1,0 +1,61 @@
+"""Planning graph executions: which steps each call of a traced loop runs.
+
+Each call of a traced loop costs a fixed ~1-2 ms on the host (the call itself with its
+captured variables, reading the metrics, callbacks, the progress display). Measured on
+the chapter's MLP with the XLA loop on a quiet 2-core CPU: ~5,900 steps/s with 100
+steps per call, ~6,800 with 1,200. So by default (`"auto"`) the number of steps per
+call adapts to take about `TARGET_SECONDS`: the overhead stays near 1%, while the
+display, batch callbacks and `model.stop_training` (Ctrl-C) still respond within a
+fraction of a second, for a tiny MLP as for a slow model. The step count is a tensor
+argument of the loop, so changing it never retraces.
+"""
+
+import time
+
+TARGET_SECONDS = 0.2
+INITIAL_STEPS = 100
+MAX_STEPS = 10_000
+MAX_GROWTH = 4  # per execution, up or down: one noisy measurement cannot swing it far
+
+
+class ExecutionPlanner:
+    """Splits passes over a data set into graph executions.
+
+    Args:
+        steps_per_execution: an int (fixed) or `"auto"` (adapted to the measured
+            time of executions, starting at `INITIAL_STEPS`).
+        clock: a function returning seconds. Defaults to `time.perf_counter`.
+    """
+
+    def __init__(self, steps_per_execution, clock=time.perf_counter):
+        self.adaptive = steps_per_execution == "auto"
+        self.steps = INITIAL_STEPS if self.adaptive else steps_per_execution
+        self._clock = clock
+
+    def executions(self, n_samples, batch_size, xla):
+        """Yields `(first_step, num_steps, xla)` for each execution of one pass.
+
+        With `xla`, the full batches run in the XLA loop and the last, smaller batch
+        (if any) in the plain one, so XLA compiles for one batch shape only. The time
+        until the consumer asks for the next execution is what gets measured.
+        """
+        total = -(-n_samples // batch_size)
+        full = n_samples // batch_size if xla else total
+        step = 0
+        while step < total:
+            use_xla = xla and step < full
+            count = min(self.steps, (full if use_xla else total) - step)
+            start = self._clock()
+            yield step, count, use_xla
+            # A pass's first execution may include tracing or XLA compilation, and a
+            # short remainder is mostly overhead: neither tells the steady cost.
+            if step > 0 and 2 * count >= self.steps:
+                self._observe(count, self._clock() - start)
+            step += count
+
+    def _observe(self, count, seconds):
+        if not self.adaptive:
+            return
+        wanted = count * TARGET_SECONDS / max(seconds, 1e-6)
+        wanted = min(max(wanted, self.steps / MAX_GROWTH), self.steps * MAX_GROWTH)
+        self.steps = int(min(max(round(wanted), 1), MAX_STEPS))
