@@ -18,10 +18,10 @@ from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.progress import make_progress
 from customkeras.training.steps import StepLoops
 
-# Under `jit_compile="auto"`, XLA is used for runs of at least this many steps. On this
-# CPU, for the chapter's MLP, the XLA loop took ~0.4 ms/step against ~0.8 ms without,
-# but compiling cost ~1.4 s more than tracing the plain loop: XLA pays off after
-# ~3,000 steps (two epochs of Fashion-MNIST at batch 32).
+# Under `jit_compile="auto"`, XLA is used for runs of at least this many steps. On a
+# quiet 2-core CPU, for the chapter's MLP, the XLA loop took ~0.18 ms/step against
+# ~0.7 ms without, but compiling cost ~1.4 s more than tracing the plain loop: XLA
+# pays off after ~3,000 steps (two epochs of Fashion-MNIST at batch 32).
 XLA_MIN_STEPS = 3000
 
 
