@@ -28,7 +28,7 @@ train: install
 	$(BIN)/customkeras train fashion-mnist $(ARGS)
 
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python benchmarks/bench_training.py

@@ -1,4 +1,4 @@
-"""Every code block of docs/*.md runs, and the TF Function rules hold.
+"""Every code block of docs/*.md and of README.md runs, and the TF Function rules hold.
 
 The runner executes each ```python block of a Markdown file, in order, in one namespace per
 file, in a temporary working directory. A ```text block that directly follows a python block
@@ -28,7 +28,8 @@ import pytest
 import tensorflow as tf
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
-DOC_FILES = sorted(DOCS.glob("*.md"))
+README = DOCS.parent / "README.md"
+DOC_FILES = sorted(DOCS.glob("*.md")) + [README]
 FENCE = re.compile(r"^```(\S*)(.*)$")
 
 
