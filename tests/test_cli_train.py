@@ -6,6 +6,7 @@ reproduce it exactly. Subprocess behaviour (fresh-process reload, real signals) 
 test_cli_subprocess.py.
 """
 
+import functools
 import json
 import os
 import shutil
@@ -119,6 +120,10 @@ def test_ctrl_c_mid_epoch_then_resume_equals_uninterrupted(reference, data_dir, 
     run_dir = tmp_path / "run"
     with monkeypatch.context() as patch:
         patch.setattr(run, "GracefulInterrupt", _CtrlCMidEpoch)
+        # Fixed executions of 25 steps: with "auto" a fast machine may run a whole
+        # epoch in one execution, leaving no mid-epoch boundary to interrupt at.
+        patch.setattr(run.training, "Trainer",
+                      functools.partial(run.training.Trainer, steps_per_execution=25))
         code = _train(run_dir, data_dir, "--epochs", "2", "--max-train-samples", SAMPLES)
     assert code == 130
     err = capsys.readouterr().err
