@@ -23,7 +23,7 @@ from customkeras.cli.interrupt import GracefulInterrupt
 
 pytestmark = pytest.mark.data
 
-SAMPLES = "4000"  # 125 steps of 32: two executions per epoch (mid-epoch stops possible)
+SAMPLES = "4000"  # 125 steps of 32 per epoch
 ARTIFACTS = ("model.keras", "history.csv", "history.json", "learning_curves.png",
              "metrics.json", "config.json", "manifest.json")
 
