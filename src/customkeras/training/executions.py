@@ -25,12 +25,18 @@ class ExecutionPlanner:
         steps_per_execution: an int (fixed) or `"auto"` (adapted to the measured
             time of executions, starting at `INITIAL_STEPS`).
         clock: a function returning seconds. Defaults to `time.perf_counter`.
+        agree: None, or a function called after every execution with the planned
+            number of steps per execution, returning the number to use. A
+            multi-worker run passes one that returns the chief's plan: each worker
+            times its own executions, but all must run the same steps.
+            Defaults to None.
     """
 
-    def __init__(self, steps_per_execution, clock=time.perf_counter):
+    def __init__(self, steps_per_execution, clock=time.perf_counter, agree=None):
         self.adaptive = steps_per_execution == "auto"
         self.steps = INITIAL_STEPS if self.adaptive else steps_per_execution
         self._clock = clock
+        self.agree = agree
 
     def executions(self, n_samples, batch_size, xla):
         """Yields `(first_step, num_steps, xla)` for each execution of one pass.
@@ -51,6 +57,8 @@ class ExecutionPlanner:
             # short remainder is mostly overhead: neither tells the steady cost.
             if step > 0 and 2 * count >= self.steps:
                 self._observe(count, self._clock() - start)
+            if self.agree is not None:
+                self.steps = int(self.agree(self.steps))
             step += count
 
     def _observe(self, count, seconds):

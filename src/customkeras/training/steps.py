@@ -28,7 +28,7 @@ import tensorflow as tf
 
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
 # Loss reductions that Keras divides by the number of replicas under tf.distribute.
-_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean")
+_MEAN_REDUCTIONS = ("sum_over_batch_size", "mean", "mean_with_sample_weight")
 
 
 def unpack(batch):
@@ -81,6 +81,7 @@ class StepLoops:
         self.loss_tracker = loss_tracker
         self.metrics = list(metrics)
         self.strategy = strategy
+        self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
         self.trace_counts = {"train_step": 0, "test_step": 0}
         self._state = list(model.variables) + list(optimizer.variables)
         with strategy.scope():
@@ -96,36 +97,50 @@ class StepLoops:
     # ---- one step ------------------------------------------------------------------
 
     def _replica_batch(self, batch):
-        """This replica's share of the global batch, and the global batch size.
+        """This replica's share of the global batch, and the global batch's totals.
 
         Every replica (on every worker) sees the same global batch and takes its
-        contiguous slice, so no dataset needs sharding.
+        contiguous slice, so no dataset needs sharding or rebatching.
+
+        Returns:
+            `(share, global_size, global_weight)`: `global_weight` is the sum of the
+            global batch's sample weights (None without them).
         """
         global_size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        _, _, weights = unpack(batch)
+        global_weight = None if weights is None else tf.reduce_sum(weights)
         replicas = self.strategy.num_replicas_in_sync
         if replicas == 1:
-            return batch, global_size
+            return batch, global_size, global_weight
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         start = global_size * replica // replicas
         stop = global_size * (replica + 1) // replicas
-        return tf.nest.map_structure(lambda t: t[start:stop], batch), global_size
+        share = tf.nest.map_structure(lambda t: t[start:stop], batch)
+        return share, global_size, global_weight
 
-    def _step_loss(self, y, y_pred, sample_weight, global_size):
+    def _step_loss(self, y, y_pred, sample_weight, global_size, global_weight):
         """Mean main loss (sample-weighted) + every loss in `model.losses`.
 
         Under a strategy, this replica's share: summed over replicas (as the
-        optimizer sums gradients), it is the loss of the global batch.
+        optimizer sums gradients), it is the loss of the global batch, averaged
+        once over the global batch.
         """
         loss = self.loss(y, y_pred, sample_weight=sample_weight)
         extra = [tf.cast(tf.reduce_sum(term), loss.dtype) for term in self.model.losses]
         replicas = self.strategy.num_replicas_in_sync
         if replicas > 1:
-            # Keras divides a batch-mean loss by the number of replicas: right for
-            # equal shares only. Rescale to (sum of this share's losses) / global size.
-            if self.loss.reduction in _MEAN_REDUCTIONS:
+            # Keras divides a mean loss over this share by the number of replicas
+            # (`scale_loss_for_distribution`): right for equal shares only. Replace
+            # that 1 / replicas by (this share's divisor) / (the global divisor).
+            if self.loss.reduction == "mean_with_sample_weight" and sample_weight is not None:
+                local = tf.reduce_sum(sample_weight) * replicas
+                loss = tf.math.divide_no_nan(loss * tf.cast(local, loss.dtype),
+                                             tf.cast(global_weight, loss.dtype))
+            elif self.loss.reduction in _MEAN_REDUCTIONS:
                 local = tf.cast(tf.shape(y_pred)[0] * replicas, loss.dtype)
                 loss = loss * local / tf.cast(global_size, loss.dtype)
-            # Each replica computes the regularization terms; they count once.
+            # Each replica computes the regularization and `add_loss` terms; they
+            # count once per step. (Keras `fit` divides them the same way.)
             extra = [term / replicas for term in extra]
         return tf.add_n([loss] + extra) if extra else loss
 
@@ -145,12 +160,12 @@ class StepLoops:
 
     def _train_step(self, batch):
         self.trace_counts["train_step"] += 1
-        batch, global_size = self._replica_batch(batch)
+        batch, global_size, global_weight = self._replica_batch(batch)
         x, y, sample_weight = unpack(batch)
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             y_pred = self.model(x, training=True)
-            loss = self._step_loss(y, y_pred, sample_weight, global_size)
+            loss = self._step_loss(y, y_pred, sample_weight, global_size, global_weight)
         gradients = tape.gradient(loss, variables)
         # Keras 3 optimizers sum gradients over replicas and apply variable
         # constraints inside `apply_gradients`: the constraints hold after every
@@ -161,10 +176,10 @@ class StepLoops:
 
     def _test_step(self, batch):
         self.trace_counts["test_step"] += 1
-        batch, global_size = self._replica_batch(batch)
+        batch, global_size, global_weight = self._replica_batch(batch)
         x, y, sample_weight = unpack(batch)
         y_pred = self.model(x, training=False)
-        loss = self._step_loss(y, y_pred, sample_weight, global_size)
+        loss = self._step_loss(y, y_pred, sample_weight, global_size, global_weight)
         self._update_metrics(loss, y, y_pred, global_size)
         return loss
 
@@ -228,6 +243,14 @@ class StepLoops:
                 indices = order[start:tf.minimum(start + batch_size, tf.shape(order)[0])]
             batch = tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
             loss = self.strategy.run(self._train_step, args=(batch,))
+            if self._multi_worker:
+                # Reducing the loss over workers would add a network round trip to
+                # every step (~30% of the step time with two workers on one
+                # machine). The weights, updated alike on every worker, tell the same
+                # without one: a non-finite loss makes them non-finite through its
+                # gradients (and one that does not still shows in the logs, read
+                # after the execution).
+                return step + 1, self._weights_finite()
             loss = self.strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
             return step + 1, tf.reduce_all(tf.math.is_finite(loss))
 
@@ -237,11 +260,18 @@ class StepLoops:
             (tf.constant(0), tf.constant(True)),
         )
         # An update can overflow the weights while its loss still looks finite.
-        weights_finite = tf.reduce_all(
+        weights_finite = self._weights_finite()
+        logs = self.logs()
+        # The running loss covers a multi-worker loop, which checks the weights
+        # after each step rather than the loss.
+        loss_finite = tf.logical_and(loss_finite, tf.math.is_finite(logs["loss"]))
+        tf.cond(tf.logical_and(loss_finite, weights_finite), self._snapshot, lambda: False)
+        return steps_run, loss_finite, weights_finite, logs
+
+    def _weights_finite(self):
+        return tf.reduce_all(
             [tf.reduce_all(tf.math.is_finite(v)) for v in self.model.trainable_variables]
         )
-        tf.cond(tf.logical_and(loss_finite, weights_finite), self._snapshot, lambda: False)
-        return steps_run, loss_finite, weights_finite, self.logs()
 
     def _test_loop(self, full_batches, data, first_step, num_steps, batch_size):
         def take(tensor, start):

@@ -8,7 +8,6 @@ the history and checks for divergence. Everything per step is traced (see `steps
 import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from customkeras.training import distribution, inputs, objectives
@@ -52,7 +51,14 @@ class Trainer:
             faster steps repay the compilation, and falls back without it (with a
             warning) if the model cannot be compiled. Defaults to `"auto"`.
         strategy: a `tf.distribute.Strategy`, or None for the default (no
-            distribution). State is created under its scope. Defaults to None.
+            distribution); see `create_strategy`. Create the model, the optimizers
+            and any metric objects inside `strategy.scope()`. `batch_size` is then
+            the global batch: each replica (on each worker) takes its slice of it,
+            and the loss is averaged once over the global batch, so the results
+            match a single device. Under `MultiWorkerMirroredStrategy` every worker
+            calls `fit` with the same data and arguments; the workers agree on the
+            shuffle seed, the steps per execution and stopping. XLA is not used
+            under a strategy. Defaults to None.
 
     Example:
 
@@ -96,10 +102,14 @@ class Trainer:
                 f"{steps_per_execution!r}"
             )
         self.steps_per_execution = steps_per_execution
-        self._planner = ExecutionPlanner(steps_per_execution)
         self.jit_compile = jit_compile
         self.strategy = strategy or tf.distribute.get_strategy()
         self._distributed = distribution.is_distributed(self.strategy)
+        # Host-side decisions that every worker of a multi-worker run must share.
+        self._coordinator = distribution.make_coordinator(self.strategy, model)
+        self._planner = ExecutionPlanner(
+            steps_per_execution, agree=self._coordinator.agree_between_executions
+        )
         self._metric_spec = metrics
         self._optimizer_spec = optimizer
         if isinstance(optimizer, (str, keras.optimizers.Optimizer)) or model.built:
@@ -158,14 +168,16 @@ class Trainer:
             seed: seed of the per-epoch shuffle. The order of epoch `e` depends only
                 on `(seed, e)`, so resuming with `initial_epoch` replays the same
                 orders. None draws a seed from NumPy's global generator (seeded by
-                `keras.utils.set_random_seed`). Defaults to None.
+                `keras.utils.set_random_seed`); in a multi-worker run, the chief's
+                draw, so that every worker shuffles alike. Defaults to None.
             initial_epoch: epoch to start from, for resuming. Defaults to 0.
 
         Returns:
             A `keras.callbacks.History`.
 
         Raises:
-            ValueError: bad arguments or data, before any training.
+            ValueError: bad arguments or data, before any training (in a
+                multi-worker run, also workers whose data or arguments differ).
             TrainingDivergedError: a NaN or infinite loss or weight.
         """
         epochs = inputs.check_positive_int(epochs, "epochs", minimum=0)
@@ -173,19 +185,17 @@ class Trainer:
         initial_epoch = inputs.check_positive_int(initial_epoch, "initial_epoch", minimum=0)
         if seed is not None:
             seed = inputs.check_positive_int(seed, "seed", minimum=0)
-        elif shuffle and isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            raise ValueError(
-                "`seed` must be given when shuffling under a MultiWorkerMirroredStrategy, "
-                "so that every worker uses the same sample order; received seed=None"
-            )
-        else:
-            seed = int(np.random.randint(2**31 - 1))
         train = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
         validation = None
         if validation_data is not None:
             validation = self._prepare(
                 *inputs.split_validation(validation_data), inputs.VALIDATION_NAMES
             )
+        seed = self._coordinator.agree_on_fit(
+            train, validation, seed, epochs=epochs, batch_size=batch_size,
+            shuffle=shuffle, initial_epoch=initial_epoch,
+            steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution,
+        )
         n_samples = int(train[1].shape[0])
         steps_per_epoch = -(-n_samples // batch_size)
 
@@ -197,7 +207,7 @@ class Trainer:
             verbose, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch
         )
         self.model.optimizer = self._optimizer
-        self.model.stop_training = False
+        self._coordinator.start()  # model.stop_training = False
         self._loops.snapshot()
         epochs_to_run = max(epochs - initial_epoch, 0)
         jit_compile = self._use_xla(epochs_to_run * steps_per_epoch)
@@ -220,7 +230,7 @@ class Trainer:
                 callback_list.on_epoch_end(epoch, epoch_logs)
                 progress.epoch_end(epoch, epoch_logs)
                 training_logs = epoch_logs
-                if self.model.stop_training:
+                if self._coordinator.agree_to_stop():
                     break
             callback_list.on_train_end(training_logs)
         finally:
@@ -242,6 +252,7 @@ class Trainer:
         """
         batch_size = inputs.check_positive_int(batch_size, "batch_size")
         data = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
+        self._coordinator.agree_on_evaluation(data, batch_size)
         return self._evaluate_tensors(data, batch_size, keras.callbacks.CallbackList())
 
     # ---- controller ---------------------------------------------------------------------
@@ -255,7 +266,7 @@ class Trainer:
         batch_size_t = tf.constant(batch_size)
         logs = {}
         for step, count, xla in self._planner.executions(len(order), batch_size, jit_compile):
-            if self.model.stop_training:
+            if self._coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
             steps_run, loss_finite, weights_finite, logs = self._call_loop(
@@ -353,13 +364,16 @@ class Trainer:
     def _build(self, label_shape, output_shape):
         if self._optimizer is None:
             self._resolve_optimizer()
-        if self._distributed:
-            distribution.check_created_in_scope(self.model, self._optimizer, self.strategy)
         with self.strategy.scope():
             self.metrics = objectives.resolve_metrics(
                 self._metric_spec, label_shape, output_shape
             )
             loss_tracker = keras.metrics.Mean(name="loss")
+        if self._distributed:
+            distribution.check_created_in_scope(
+                self.model, self._optimizer, self.strategy, self.metrics
+            )
+        with self.strategy.scope():
             if not self._optimizer.built:  # e.g. built and restored from a checkpoint
                 self._optimizer.build(self.model.trainable_variables)
         self._loops = StepLoops(
