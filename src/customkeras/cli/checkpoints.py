@@ -9,11 +9,19 @@ calling `fit(..., initial_epoch=epoch)` reproduces an uninterrupted run exactly.
 Only whole epochs are checkpointed. A run stopped mid-epoch (SIGKILL, or Ctrl-C) resumes
 from the start of that epoch, from the state it had then, so its history still equals an
 uninterrupted run's.
+
+In a multi-worker run every worker saves (saving may read variables collectively, so all
+must take part), but only the chief's checkpoints are kept: the others write theirs to a
+temporary directory and delete it at once, as TensorFlow's own multi-worker checkpointing
+does (`workertemp_<task id>`). Every worker restores from the chief's directory, which
+must therefore be visible to all of them (a shared file system, or one machine).
 """
 
 import json
 import os
+import pathlib
 import random
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 
 import keras
@@ -54,10 +62,14 @@ class RunCheckpoint:
             optimizer and, for per-group optimizers, each group's optimizer.
         max_to_keep: how many recent checkpoints to keep. Defaults to 2, so a damaged
             latest checkpoint can fall back to the one before.
+        temporary_directory: None for the process that keeps the checkpoints (the
+            chief); for another worker of a multi-worker run, where its copy of each
+            save goes before being deleted. Defaults to None.
     """
 
     def __init__(self, directory: str | os.PathLike, model: keras.Model,
-                 optimizers: Sequence, max_to_keep: int = 2):
+                 optimizers: Sequence, max_to_keep: int = 2,
+                 temporary_directory: str | os.PathLike | None = None):
         self._epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="completed_epochs")
         self._history = tf.Variable("{}", dtype=tf.string, trainable=False, name="history")
         self._rng = tf.Variable("", dtype=tf.string, trainable=False, name="rng_state")
@@ -69,18 +81,41 @@ class RunCheckpoint:
             completed_epochs=self._epoch, history=self._history, rng_state=self._rng)
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, os.fspath(directory), max_to_keep=max_to_keep)
+        self._temporary = None
+        if temporary_directory is not None:
+            self._temporary = pathlib.Path(temporary_directory)
+            self.remove_temporary()  # left over by a worker killed while saving
 
     @property
     def latest(self) -> str | None:
-        """Path prefix of the newest checkpoint, or `None` when there is none."""
+        """Path prefix of the newest checkpoint, or `None` when there is none.
+
+        On a non-chief worker: the newest when this object was created.
+        """
         return self._manager.latest_checkpoint
 
     def save(self, completed_epochs: int, history: Mapping[str, Sequence[float]]) -> str:
-        """Writes a checkpoint after `completed_epochs` whole epochs (numbered by it)."""
+        """Writes a checkpoint after `completed_epochs` whole epochs (numbered by it).
+
+        Returns:
+            The checkpoint's path prefix (on a non-chief worker, the chief's).
+        """
         self._epoch.assign(completed_epochs)
         self._history.assign(json.dumps({k: list(v) for k, v in history.items()}))
         self._rng.assign(_rng_state())
-        return self._manager.save(checkpoint_number=completed_epochs)
+        if self._temporary is None:
+            return self._manager.save(checkpoint_number=completed_epochs)
+        try:
+            tf.train.CheckpointManager(self._checkpoint, os.fspath(self._temporary),
+                                       max_to_keep=1).save(checkpoint_number=completed_epochs)
+        finally:
+            self.remove_temporary()
+        return os.path.join(self._manager.directory, f"ckpt-{completed_epochs}")
+
+    def remove_temporary(self) -> None:
+        """Deletes a non-chief worker's temporary checkpoint directory, if any."""
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
 
     def restore(self) -> tuple[int, History] | None:
         """Restores the newest readable checkpoint.

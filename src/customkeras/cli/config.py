@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from customkeras import experiments
 from customkeras.cli.errors import CommandError
+from customkeras.training.strategies import STRATEGIES
 
 CONFIG_FORMAT = "customkeras-run-config"
 CONFIG_VERSION = 1
@@ -28,7 +29,9 @@ class RunConfig:
     """Everything that determines a training run (not where its files go).
 
     `optimizer`/`lr` are set for a single-optimizer run; `lower_*`/`upper_*` instead
-    for exercise 13b's two optimizers (Fashion-MNIST only).
+    for exercise 13b's two optimizers (Fashion-MNIST only). `strategy` (a name in
+    `customkeras.training.STRATEGIES`) says where it runs; the results do not depend
+    on it (to float rounding), so a resumed run may change it.
     """
 
     dataset: str
@@ -47,6 +50,7 @@ class RunConfig:
     threshold: float | None = None
     max_train_samples: int | None = None
     data_dir: str | None = None
+    strategy: str = "default"
 
     @property
     def split_optimizers(self) -> bool:
@@ -150,6 +154,8 @@ def resolve(values: Mapping) -> RunConfig:
             resolved.setdefault(key, default)
         _check_choice("housing loss", resolved["loss"], experiments.HOUSING_LOSSES)
 
+    resolved.setdefault("strategy", "default")
+    _check_choice("strategy", resolved["strategy"], STRATEGIES)
     resolved["metrics"] = _parse_metrics(resolved["metrics"])
     metric_choices = (experiments.FASHION_METRICS if dataset == experiments.FASHION_MNIST
                       else experiments.HOUSING_METRICS)

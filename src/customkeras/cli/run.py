@@ -1,4 +1,10 @@
-"""Executing one training run: data, model, Trainer, checkpoints, artifacts, summary."""
+"""Executing one training run: data, model, Trainer, checkpoints, artifacts, summary.
+
+Under a multi-worker strategy every worker runs this same code on the same data: all of
+them train, checkpoint (collectively) and evaluate, but only the chief writes the run's
+files (config, history, plot, TensorBoard logs, model, metrics, manifest) and prints the
+summary; the others keep nothing (see `checkpoints`).
+"""
 
 import pathlib
 import sys
@@ -9,24 +15,30 @@ import tensorflow as tf
 import customkeras
 from customkeras import experiments, training
 from customkeras.cli import artifacts, config, loading
+from customkeras.cli.cluster import worker_failures
 from customkeras.cli.checkpoints import EpochCheckpoint, RunCheckpoint
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
 from customkeras.cli.interrupt import EXIT_INTERRUPTED, GracefulInterrupt
+from customkeras.training import distribution
 
 
-def build_trainer(run_config: config.RunConfig) -> tuple[training.Trainer, keras.Model]:
+def build_trainer(run_config: config.RunConfig, strategy: tf.distribute.Strategy | None = None
+                  ) -> tuple[training.Trainer, keras.Model]:
     """Seeds, then builds the run's model and its `Trainer`, with optimizer state created.
 
     The optimizer variables are created now (not on the first step) so that every
     checkpoint of the run, and a restore into this trainer, has the same structure.
+    Everything is created inside `strategy.scope()` (default: no distribution).
     """
+    strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(run_config.seed)
-    experiment = experiments.build_experiment(run_config.dataset,
-                                              **run_config.experiment_arguments())
-    trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
-                               experiment.metrics)
-    trainer.optimizer.build(experiment.model.trainable_variables)
+    with strategy.scope():
+        experiment = experiments.build_experiment(run_config.dataset,
+                                                  **run_config.experiment_arguments())
+        trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
+                                   experiment.metrics, strategy=strategy)
+        trainer.optimizer.build(experiment.model.trainable_variables)
     return trainer, experiment.model
 
 
@@ -93,6 +105,10 @@ def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
 def _finish(run_dir, run_config, trainer, model, splits, history) -> int:
     results = trainer.evaluate(*splits.test, batch_size=run_config.batch_size)
     results = {name: float(value) for name, value in results.items()}
+    if not distribution.is_chief(trainer.strategy):
+        print(f"Worker finished: test {_format_results(results)}. The chief wrote the run's "
+              f"files to {_shown(run_dir)}.")
+        return 0
     with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
         model.save(tmp)
     artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE, artifacts.as_test_metrics(results))
@@ -104,16 +120,31 @@ def _finish(run_dir, run_config, trainer, model, splits, history) -> int:
 
 
 def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
-          verbose="auto") -> int:
+          verbose="auto", strategy: tf.distribute.Strategy | None = None) -> int:
     """Trains (or resumes) the run in `run_dir` and writes its artifacts.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` to train under (already created: a
+            multi-worker one must be the process's first TensorFlow call).
+            Defaults to no distribution.
 
     Returns:
         0 when training finished, 130 when interrupted by Ctrl-C (after checkpointing).
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    with worker_failures(strategy, _shown(run_dir)):
+        return _train(run_config, run_dir, resume, verbose, strategy)
+
+
+def _train(run_config, run_dir, resume, verbose, strategy) -> int:
+    chief = distribution.is_chief(strategy)
     splits = loading.load_data(run_config.dataset, run_config.data_dir,
                                run_config.max_train_samples)
-    trainer, model = build_trainer(run_config)
-    checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, _optimizers(trainer))
+    trainer, model = build_trainer(run_config, strategy)
+    temporary = None if chief else (run_dir / artifacts.CHECKPOINT_DIR /
+                                    f"workertemp_{strategy.cluster_resolver.task_id}")
+    checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, _optimizers(trainer),
+                               temporary_directory=temporary)
     completed, history = 0, {}
     if resume:
         restored = checkpoint.restore()
@@ -129,32 +160,39 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
         print(f"Resuming {run_dir} after epoch {completed} of {run_config.epochs}."
               if restored is not None else
               f"{run_dir} has no checkpoint yet: training it from the start.")
-    # Written first, so that a run killed at any later point can be resumed.
-    _write_config(run_dir, run_config)
+    if chief:  # written first, so that a run killed at any later point can be resumed
+        _write_config(run_dir, run_config)
+    else:  # the chief shows the progress
+        verbose = 0 if verbose == "auto" else verbose
 
     interrupt = GracefulInterrupt(model)
     # history.csv/json follow every checkpoint (a killed run still shows its progress);
     # the plot is drawn once at the end, as it costs more than a short epoch.
     epoch_checkpoint = EpochCheckpoint(
-        checkpoint, history, on_epoch_saved=lambda h: artifacts.write_history(run_dir, h))
-    callbacks = [
-        epoch_checkpoint,
-        interrupt,
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR), write_graph=False),
-    ]
+        checkpoint, history,
+        on_epoch_saved=(lambda h: artifacts.write_history(run_dir, h)) if chief else None)
+    callbacks = [epoch_checkpoint, interrupt]
+    if chief:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR),
+                                                     write_graph=False))
     try:
         with interrupt:
             trainer.fit(*splits.train, epochs=run_config.epochs, batch_size=run_config.batch_size,
                         validation_data=splits.valid, shuffle=True, callbacks=callbacks,
                         verbose=verbose, seed=run_config.seed, initial_epoch=completed)
     except training.TrainingDivergedError as error:
-        _write_history(run_dir, epoch_checkpoint.history, run_config)
+        if chief:
+            _write_history(run_dir, epoch_checkpoint.history, run_config)
         raise CommandError(f"{error}\nThe checkpoints in {run_dir / artifacts.CHECKPOINT_DIR} "
                            "hold the last whole epoch before it.", exit_code=1) from None
+    finally:
+        checkpoint.remove_temporary()
     history = epoch_checkpoint.history
-    _write_history(run_dir, history, run_config)
+    if chief:
+        _write_history(run_dir, history, run_config)
     done = epoch_checkpoint.completed_epochs
-    if interrupt.requested and done < run_config.epochs:
+    # `model.stop_training` too: in a multi-worker run, a Ctrl-C on any worker stops all.
+    if (interrupt.requested or model.stop_training) and done < run_config.epochs:
         print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
               f"Checkpoint: {checkpoint.latest}\nResume with:\n"
               f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)

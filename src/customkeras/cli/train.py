@@ -3,14 +3,18 @@
 Options use `argparse.SUPPRESS` defaults, so the namespace holds only what the user
 typed: those values override a `--config` file, which overrides the defaults
 (`customkeras.cli.config`).
+
+The `tf.distribute` strategy (`--strategy`) is created as soon as the configuration is
+known, before anything else touches TensorFlow: a multi-worker strategy must be.
 """
 
 import argparse
 import pathlib
 
 from customkeras import experiments
-from customkeras.cli import artifacts, config, run
+from customkeras.cli import artifacts, cluster, config, run
 from customkeras.cli.errors import CommandError
+from customkeras.training import STRATEGIES, distribution
 
 EPILOG = """\
 examples:
@@ -21,10 +25,23 @@ examples:
   customkeras train --config runs/fashion-mnist-20250101-120000/config.json   repeat a run
   customkeras train --resume runs/fashion-mnist-20250101-120000               continue a run
   customkeras train --resume RUN_DIR --epochs 10                              ... for more epochs
+  TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker",
+  "index": 0}}' customkeras train fashion-mnist --strategy multi-worker --output-dir SHARED_DIR
+                                   one process per worker, each with its own task index
 """
 
 # Options that may change when resuming: they do not change what is computed.
-RESUMABLE_OPTIONS = ("epochs", "data_dir")
+RESUMABLE_OPTIONS = ("epochs", "data_dir", "strategy")
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
+    return seconds
 
 
 def _verbosity(value: str):
@@ -53,7 +70,17 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--verbose", type=_verbosity, metavar="{auto,0,1,2}", default=s,
                            help="progress display: auto (bars on a terminal, one line per "
                                 "epoch otherwise), 0 silent, 1 bars, 2 one line per epoch "
-                                "(default: auto)")
+                                "(default: auto; multi-worker: only the chief shows it)")
+    run_group.add_argument("--strategy", choices=STRATEGIES, default=s,
+                           help="where to train: default (one device), mirrored (every local "
+                                "GPU, or the CPU), multi-worker (one process per worker as "
+                                "described by the TF_CONFIG environment variable; give every "
+                                "worker the same --output-dir, visible to all of them to "
+                                "--resume). Recorded in config.json (default: default)")
+    run_group.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS", default=s,
+                           help="multi-worker: how long to wait for every worker to start, and "
+                                "for the others during training, before stopping with an "
+                                f"error (default: {cluster.DEFAULT_WORKER_TIMEOUT:g})")
     training = parser.add_argument_group("training")
     training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
                           help="optimizer (default: nadam; housing 'exponential': sgd)")
@@ -142,7 +169,8 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
         flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
         raise CommandError(
             f"--resume continues a run with its own configuration; {flags} cannot change. "
-            "Only --epochs, --data-dir and --verbose can. Start a new run to change the rest.")
+            "Only --epochs, --data-dir, --strategy and --verbose can. Start a new run to change "
+            "the rest.")
     values = config.load(config_file)
     if args.dataset is not None and args.dataset != values.get("dataset"):
         raise CommandError(f"{run_dir} is a {values.get('dataset')} run, not {args.dataset}.")
@@ -168,14 +196,27 @@ def _new_config(args: argparse.Namespace) -> config.RunConfig:
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras train`; returns the exit status."""
     verbose = getattr(args, "verbose", "auto")
+    timeout = getattr(args, "worker_timeout", cluster.DEFAULT_WORKER_TIMEOUT)
     if hasattr(args, "resume"):
         run_config, run_dir = _resume_config(args)
-        return run.train(run_config, run_dir, resume=True, verbose=verbose)
+        strategy = cluster.start_strategy(run_config.strategy, timeout)
+        return run.train(run_config, run_dir, resume=True, verbose=verbose, strategy=strategy)
     run_config = _new_config(args)
+    if run_config.strategy == "multi-worker" and not hasattr(args, "output_dir"):
+        raise CommandError(
+            "--strategy multi-worker needs --output-dir: the same directory for every worker "
+            "(on a file system they share, for --resume to work).")
+    strategy = cluster.start_strategy(run_config.strategy, timeout)
     output = getattr(args, "output_dir", None) or artifacts.default_run_dir(run_config.dataset)
+    if not distribution.is_chief(strategy):
+        # Only the chief writes the run; this worker needs the directory for its
+        # temporary checkpoint copies.
+        run_dir = pathlib.Path(output).resolve()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
     run_dir = artifacts.prepare_run_dir(output)
     try:
-        return run.train(run_config, run_dir, resume=False, verbose=verbose)
+        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
     except CommandError:
         # Failed before writing anything (e.g. no data): leave no empty run behind.
         if not any(run_dir.iterdir()):

@@ -2,7 +2,9 @@
 
 `Trainer` keeps the chapter's loop semantics (mean loss plus `model.losses`,
 constraints after every step, streaming metrics reset per epoch, validation at each
-epoch's end, per-group optimizers) and runs several steps per traced graph call.
+epoch's end, per-group optimizers) and runs several steps per traced graph call, on
+one device or, through `tf.distribute`, on several devices (`MirroredStrategy`) or
+processes and machines (`MultiWorkerMirroredStrategy`, see `create_strategy`).
 
 Example:
 
@@ -16,6 +18,14 @@ history = trainer.fit(x_train, y_train, epochs=5, validation_data=(x_valid, y_va
 
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.optimizer_groups import group_optimizer
+from customkeras.training.strategies import STRATEGIES, create_strategy, read_tf_config
 from customkeras.training.trainer import Trainer
 
-__all__ = ["Trainer", "TrainingDivergedError", "group_optimizer"]
+__all__ = [
+    "STRATEGIES",
+    "Trainer",
+    "TrainingDivergedError",
+    "create_strategy",
+    "group_optimizer",
+    "read_tf_config",
+]

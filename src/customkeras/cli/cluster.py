@@ -1,0 +1,90 @@
+"""`customkeras train --strategy ...`: creating the strategy first, and multi-worker failures.
+
+A multi-worker run is the same `customkeras train` command started once per worker, each
+with its own `TF_CONFIG`. TensorFlow's `MultiWorkerMirroredStrategy` must be created
+before any other TensorFlow operation in the process, and its creation blocks until
+every worker in `TF_CONFIG` has started.
+"""
+
+import contextlib
+import faulthandler
+import os
+import re
+import sys
+
+import tensorflow as tf
+
+from customkeras import training
+from customkeras.training import distribution
+from customkeras.cli.errors import CommandError
+
+DEFAULT_WORKER_TIMEOUT = 600.0
+
+
+def start_strategy(name: str, worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
+                   stream=None) -> tf.distribute.Strategy:
+    """Creates the run's strategy; call it before anything else touches TensorFlow.
+
+    Args:
+        name: `"default"`, `"mirrored"` or `"multi-worker"`.
+        worker_timeout: multi-worker only: seconds to wait for every worker to start,
+            and for the others at each collective operation during training.
+        stream: where to say that the worker is waiting. Defaults to `sys.stderr`.
+
+    Raises:
+        CommandError: a missing or invalid `TF_CONFIG`, or TensorFlow already running.
+    """
+    if name != "multi-worker":
+        return training.create_strategy(name)
+    try:
+        task = training.read_tf_config()
+    except ValueError as error:
+        raise CommandError(f"--strategy multi-worker: {error}") from None
+    stream = stream or sys.stderr
+    print(f"Worker {task.worker_id} of {task.num_workers} ({task.task_type} {task.task_index}, "
+          f"{task.address}): waiting up to {worker_timeout:g} s for every worker in "
+          "TF_CONFIG to start.", file=stream, flush=True)
+    # TensorFlow waits for the cluster inside C++ while holding the GIL: neither Ctrl-C
+    # nor a Python thread can end that wait. faulthandler's watchdog is a C thread: it
+    # ends the process (exit status 1) if the cluster has not formed in time.
+    with open(os.devnull, "w") as devnull:
+        faulthandler.dump_traceback_later(worker_timeout, exit=True, file=devnull)
+        try:
+            strategy = training.create_strategy(name, timeout_seconds=worker_timeout)
+        except ValueError as error:
+            raise CommandError(f"--strategy multi-worker: {error}") from None
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+    print(f"Worker {task.worker_id}: all {task.num_workers} workers joined.",
+          file=stream, flush=True)
+    return strategy
+
+
+@contextlib.contextmanager
+def worker_failures(strategy: tf.distribute.Strategy, run_dir):
+    """Turns a multi-worker run's lost peer or timed-out collective into a `CommandError`.
+
+    When a worker dies, the others' collective operations fail (its connection closes,
+    or TensorFlow's coordination service misses its heartbeats, or `--worker-timeout`
+    expires); every survivor then stops with this message instead of a traceback.
+    """
+    if not distribution.is_multi_worker(strategy):
+        yield
+        return
+    try:
+        yield
+    except tf.errors.OpError as error:
+        raise CommandError(
+            f"the multi-worker run stopped: {type(error).__name__}: {_reason(error)}\n"
+            "Another worker has probably stopped (see its output) or did not answer within "
+            "--worker-timeout. The checkpoints in the run directory hold the last whole "
+            "epoch; start every worker again with:\n"
+            f"  customkeras train --resume {run_dir} --strategy multi-worker",
+            exit_code=1) from None
+
+
+def _reason(error: tf.errors.OpError) -> str:
+    """TensorFlow's message without its graph-node prefix, on one line."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", error.message or str(error))
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines[:2])[:400]
