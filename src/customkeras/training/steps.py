@@ -140,19 +140,24 @@ class StepLoops:
                 local = tf.cast(tf.shape(y_pred)[0] * replicas, loss.dtype)
                 loss = loss * local / tf.cast(global_size, loss.dtype)
             # Each replica computes the regularization and `add_loss` terms; they
-            # count once per step. (Keras `fit` divides them the same way.)
-            extra = [term / replicas for term in extra]
+            # count once per step. Keras `fit` divides them by the number of
+            # replicas; weighting each by its share of the batch is the same for equal
+            # shares, and keeps a batch-mean term (e.g. a reconstruction loss) exact
+            # when the last batch splits unevenly.
+            share = tf.cast(tf.shape(y_pred)[0], loss.dtype) / tf.cast(global_size, loss.dtype)
+            extra = [term * share for term in extra]
         return tf.add_n([loss] + extra) if extra else loss
 
     def _update_metrics(self, loss, y, y_pred, global_size):
-        local = tf.shape(y_pred)[0]
-        if self.strategy.num_replicas_in_sync > 1:
-            # The tracker adds value * weight over replicas: scale this replica's
-            # share so the sum over replicas is the global loss times the global size.
-            loss = tf.math.divide_no_nan(
-                loss * tf.cast(global_size, loss.dtype), tf.cast(local, loss.dtype)
-            )
-        self.loss_tracker.update_state(loss, sample_weight=local)
+        # The tracker sums value * weight, and the weights, over replicas: with
+        # (share * replicas, global size / replicas) from each, it adds the step's
+        # loss weighted by the global batch size, as on one device. (A weight
+        # proportional to the share's size would drop the regularization share of a
+        # replica that got no sample in a small last batch.)
+        replicas = self.strategy.num_replicas_in_sync
+        self.loss_tracker.update_state(
+            loss * replicas, sample_weight=tf.cast(global_size, loss.dtype) / replicas
+        )
         # As with `compile(metrics=...)`, metrics ignore sample weights (Keras keeps
         # weighted ones apart, in `weighted_metrics`); only the loss is weighted.
         for metric in self.metrics:
