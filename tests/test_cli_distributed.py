@@ -1,0 +1,155 @@
+"""`customkeras train --strategy ...`: the option, multi-worker runs of the real command.
+
+The multi-worker runs start two `customkeras train --strategy multi-worker` processes on
+127.0.0.1 (free ports, a TF_CONFIG each, a time limit, always killed at the end) and
+compare them with the same run in this process on one device.
+"""
+
+import json
+import os
+import pathlib
+
+import keras
+import numpy as np
+import pytest
+from distributed_helpers import Workers
+
+from customkeras.cli import main
+
+pytestmark = pytest.mark.data
+
+RUN_FILES = {"model.keras", "metrics.json", "history.csv", "history.json",
+             "learning_curves.png", "config.json", "manifest.json", "logs", "checkpoints"}
+HOUSING = ["train", "housing", "--max-train-samples", "1000"]
+
+
+def _json(path):
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def _assert_same_model(run_dir, reference):
+    ours = keras.saving.load_model(run_dir / "model.keras").get_weights()
+    theirs = keras.saving.load_model(reference / "model.keras").get_weights()
+    for a, b in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def _assert_same_history(run_dir, reference):
+    ours, theirs = _json(run_dir / "history.json"), _json(reference / "history.json")
+    assert ours.keys() == theirs.keys()
+    for key, values in theirs.items():
+        np.testing.assert_allclose(ours[key], values, atol=1e-5, err_msg=key)
+
+
+def _workers(python_executable, data_dir, log_dir, *arguments):
+    script = pathlib.Path(python_executable).parent / "customkeras"
+    command = [str(script)] if script.is_file() else [python_executable, "-m", "customkeras.cli"]
+    env = dict(os.environ, CUSTOMKERAS_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    log_dir.mkdir(exist_ok=True)
+    return Workers(lambda index: [*command, *arguments, "--strategy", "multi-worker",
+                                  "--worker-timeout", "60"], 2, env, log_dir)
+
+
+def test_strategy_is_recorded_and_may_change_on_resume(tmp_path, data_dir):
+    default, mirrored = tmp_path / "default", tmp_path / "mirrored"
+    common = [*HOUSING, "--data-dir", str(data_dir), "--epochs", "2", "--verbose", "0"]
+    assert main([*common, "--output-dir", str(default)]) == 0
+    assert main([*common, "--output-dir", str(mirrored), "--strategy", "mirrored",
+                 "--epochs", "1"]) == 0
+    assert _json(default / "config.json")["config"]["strategy"] == "default"
+    assert _json(mirrored / "config.json")["config"]["strategy"] == "mirrored"
+    # Same results whatever the strategy: resume the mirrored run without one.
+    assert main(["train", "--resume", str(mirrored), "--epochs", "2", "--strategy", "default",
+                 "--verbose", "0"]) == 0
+    assert _json(mirrored / "config.json")["config"]["strategy"] == "default"
+    _assert_same_history(mirrored, default)
+    _assert_same_model(mirrored, default)
+
+
+@pytest.mark.parametrize("tf_config, expected", [
+    (None, "needs the TF_CONFIG environment variable"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 1}}',
+     "index must be an integer from 0 to 0"),
+])
+def test_multi_worker_without_a_valid_tf_config_fails_clearly(
+        tmp_path, monkeypatch, capsys, tf_config, expected):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    argv = [*HOUSING, "--strategy", "multi-worker", "--output-dir", str(tmp_path / "run")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "customkeras train: error: --strategy multi-worker: " in err and expected in err
+    assert not (tmp_path / "run").exists()
+    assert main(argv[:-2]) == 2  # and every worker must be told the same --output-dir
+    assert "--strategy multi-worker needs --output-dir" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_workers_train_like_one_process_and_only_the_chief_writes(
+        python_executable, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = [*HOUSING, "--epochs", "2", "--output-dir", str(run_dir)]
+    with _workers(python_executable, data_dir, tmp_path / "logs", *arguments) as workers:
+        statuses = workers.wait_all(timeout=240)
+        outputs = [workers.output(index) for index in range(2)]
+    assert statuses == [0, 0], [err[-3000:] for _, err in outputs]
+    (chief_out, chief_err), (worker_out, worker_err) = outputs
+    assert "Worker 0 of 2 (worker 0, 127.0.0.1:" in chief_err
+    # Without a terminal the chief prints a line per epoch; the other worker is quiet.
+    assert "Run directory:" in chief_out and "Epoch 2/2" in chief_out
+    assert "Worker finished: test loss" in worker_out and "Epoch" not in worker_out
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES  # nothing from worker 1
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index",
+        "ckpt-2.data-00000-of-00001", "ckpt-2.index"]
+    assert _json(run_dir / "config.json")["config"]["strategy"] == "multi-worker"
+
+    reference = tmp_path / "reference"
+    assert main([*HOUSING, "--epochs", "2", "--output-dir", str(reference),
+                 "--data-dir", str(data_dir), "--verbose", "0"]) == 0
+    _assert_same_history(run_dir, reference)
+    _assert_same_model(run_dir, reference)
+    ours, theirs = _json(run_dir / "metrics.json"), _json(reference / "metrics.json")
+    np.testing.assert_allclose([ours[k] for k in theirs], list(theirs.values()), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_dead_worker_stops_the_run_and_resume_continues_it(
+        python_executable, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    arguments = [*HOUSING, "--epochs", "1000", "--output-dir", str(run_dir)]
+    with _workers(python_executable, data_dir, tmp_path / "logs", *arguments) as workers:
+        workers.wait_for_file(run_dir / "checkpoints" / "ckpt-2.index", timeout=180)
+        workers.kill(1)
+        # The survivor notices within seconds (closed connection, or missed
+        # heartbeats); the limit here is far below --worker-timeout's 60 s.
+        status = workers.wait(0, timeout=45)
+        out, err = workers.output(0)
+    assert status == 1, err[-3000:]
+    assert "customkeras train: error: the multi-worker run stopped: " in err
+    assert f"customkeras train --resume {run_dir} --strategy multi-worker" in err
+    before = _json(run_dir / "history.json")
+    completed = len(before["epoch"])
+    assert completed >= 2
+
+    # Start both again: they continue from the chief's last checkpoint.
+    epochs = str(completed + 1)
+    with _workers(python_executable, data_dir, tmp_path / "logs-resumed",
+                  "train", "--resume", str(run_dir), "--epochs", epochs) as workers:
+        statuses = workers.wait_all(timeout=240)
+        outputs = [workers.output(index) for index in range(2)]
+    assert statuses == [0, 0], [err[-3000:] for _, err in outputs]
+    assert f"Resuming {run_dir} after epoch {completed} of {epochs}." in outputs[0][0]
+    assert {p.name for p in run_dir.iterdir()} == RUN_FILES
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if "workertemp" in p.name]
+    after = _json(run_dir / "history.json")
+    assert after["epoch"] == list(range(1, completed + 2))
+    assert after["loss"][:completed] == before["loss"]
+
+    reference = tmp_path / "reference"  # the same epochs, uninterrupted, on one device
+    assert main([*HOUSING, "--epochs", epochs, "--output-dir", str(reference),
+                 "--data-dir", str(data_dir), "--verbose", "0"]) == 0
+    _assert_same_history(run_dir, reference)
+    _assert_same_model(run_dir, reference)
