@@ -80,6 +80,10 @@ class Workers:
         self.processes[index].send_signal(signal.SIGKILL)
         self.processes[index].wait()
 
+    def interrupt(self, index):
+        """Sends SIGINT to worker `index`, as Ctrl-C in its terminal would."""
+        self.processes[index].send_signal(signal.SIGINT)
+
     def wait(self, index, timeout):
         """Waits for worker `index` to exit; returns its exit status."""
         try:
