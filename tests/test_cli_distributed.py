@@ -8,11 +8,12 @@ compare them with the same run in this process on one device.
 import json
 import os
 import pathlib
+import subprocess
 
 import keras
 import numpy as np
 import pytest
-from distributed_helpers import Workers
+from distributed_helpers import Workers, free_ports, tf_config
 
 from customkeras.cli import main
 
@@ -42,13 +43,20 @@ def _assert_same_history(run_dir, reference):
         np.testing.assert_allclose(ours[key], values, rtol=1e-6, atol=1e-5, err_msg=key)
 
 
-def _workers(python_executable, data_dir, log_dir, *arguments):
+def _command(python_executable):
     script = pathlib.Path(python_executable).parent / "customkeras"
-    command = [str(script)] if script.is_file() else [python_executable, "-m", "customkeras.cli"]
-    env = dict(os.environ, CUSTOMKERAS_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
+    return [str(script)] if script.is_file() else [python_executable, "-m", "customkeras.cli"]
+
+
+def _environment(data_dir):
+    return dict(os.environ, CUSTOMKERAS_DATA_DIR=str(data_dir), TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _workers(python_executable, data_dir, log_dir, *arguments):
     log_dir.mkdir(exist_ok=True)
-    return Workers(lambda index: [*command, *arguments, "--strategy", "multi-worker",
-                                  "--worker-timeout", "60"], 2, env, log_dir)
+    command = [*_command(python_executable), *arguments, "--strategy", "multi-worker",
+               "--worker-timeout", "60"]
+    return Workers(lambda index: command, 2, _environment(data_dir), log_dir)
 
 
 def _run_to_the_end(python_executable, data_dir, log_dir, *arguments):
@@ -104,6 +112,21 @@ def test_multi_worker_without_a_valid_tf_config_fails_clearly(
     assert not (tmp_path / "run").exists()
     assert main(argv[:-2]) == 2  # and every worker must be told the same --output-dir
     assert "--strategy multi-worker needs --output-dir" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_worker_whose_cluster_never_forms_gives_up_after_the_timeout(
+        python_executable, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    env = dict(_environment(data_dir), TF_CONFIG=tf_config(free_ports(2), 0))  # no worker 1
+    done = subprocess.run(
+        [*_command(python_executable), *HOUSING, "--strategy", "multi-worker",
+         "--output-dir", str(run_dir), "--worker-timeout", "2"],
+        env=env, capture_output=True, text=True, timeout=120)  # SIGKILL after 120 s
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Worker 0 of 2 (worker 0, 127.0.0.1:" in done.stderr
+    assert "waiting up to 2 s for every worker in TF_CONFIG to start." in done.stderr
+    assert not run_dir.exists()
 
 
 @pytest.mark.slow

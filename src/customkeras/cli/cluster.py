@@ -9,14 +9,16 @@ every worker in `TF_CONFIG` has started.
 import contextlib
 import faulthandler
 import os
+import pathlib
 import re
 import sys
 
 import tensorflow as tf
 
 from customkeras import training
-from customkeras.training import distribution
+from customkeras.cli import artifacts
 from customkeras.cli.errors import CommandError
+from customkeras.training import distribution
 
 DEFAULT_WORKER_TIMEOUT = 600.0
 
@@ -61,12 +63,17 @@ def start_strategy(name: str, worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
 
 
 @contextlib.contextmanager
-def worker_failures(strategy: tf.distribute.Strategy, run_dir):
+def worker_failures(strategy: tf.distribute.Strategy, run_dir: pathlib.Path, shown: str):
     """Turns a multi-worker run's lost peer or timed-out collective into a `CommandError`.
 
     When a worker dies, the others' collective operations fail (its connection closes,
     or TensorFlow's coordination service misses its heartbeats, or `--worker-timeout`
     expires); every survivor then stops with this message instead of a traceback.
+
+    Args:
+        strategy: the run's strategy; other strategies' errors pass through.
+        run_dir: the run directory, to tell whether it can be resumed.
+        shown: `run_dir` as the message should show it.
     """
     if not distribution.is_multi_worker(strategy):
         yield
@@ -74,13 +81,16 @@ def worker_failures(strategy: tf.distribute.Strategy, run_dir):
     try:
         yield
     except tf.errors.OpError as error:
+        if (run_dir / artifacts.CHECKPOINT_DIR / "checkpoint").is_file():
+            again = ("The checkpoints in the run directory hold the last whole epoch; start "
+                     f"every worker again with:\n  customkeras train --resume {shown} "
+                     "--strategy multi-worker")
+        else:
+            again = "No epoch was checkpointed yet: start every worker again as before."
         raise CommandError(
             f"the multi-worker run stopped: {type(error).__name__}: {_reason(error)}\n"
             "Another worker has probably stopped (see its output) or did not answer within "
-            "--worker-timeout. The checkpoints in the run directory hold the last whole "
-            "epoch; start every worker again with:\n"
-            f"  customkeras train --resume {run_dir} --strategy multi-worker",
-            exit_code=1) from None
+            f"--worker-timeout. {again}", exit_code=1) from None
 
 
 def _reason(error: tf.errors.OpError) -> str:

@@ -132,7 +132,7 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
         0 when training finished, 130 when interrupted by Ctrl-C (after checkpointing).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    with worker_failures(strategy, _shown(run_dir)):
+    with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         return _train(run_config, run_dir, resume, verbose, strategy)
 
 
