@@ -60,7 +60,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                                 "here override its values; the output goes to a new directory)")
     run_group.add_argument("--resume", metavar="RUN_DIR", default=s,
                            help="continue an interrupted run from its last checkpoint "
-                                "(only --epochs, --data-dir and --verbose may change)")
+                                "(only --epochs, --data-dir, --strategy, --worker-timeout and "
+                                "--verbose may change)")
     run_group.add_argument("--output-dir", metavar="DIR", default=s,
                            help="where the run's files go (default: runs/<dataset>-<timestamp>)")
     run_group.add_argument("--data-dir", metavar="DIR", default=s,
@@ -90,7 +91,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--epochs", type=int, metavar="N", default=s,
                           help=f"number of epochs (default: {config.COMMON_DEFAULTS['epochs']})")
     training.add_argument("--batch-size", type=int, metavar="N", default=s,
-                          help=f"batch size (default: {config.COMMON_DEFAULTS['batch_size']})")
+                          help="batch size; under a strategy the global batch, split over the "
+                               f"replicas (default: {config.COMMON_DEFAULTS['batch_size']})")
     training.add_argument("--seed", type=int, metavar="N", default=s,
                           help="random seed for weights and shuffling "
                                f"(default: {config.COMMON_DEFAULTS['seed']})")
@@ -169,8 +171,8 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
         flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
         raise CommandError(
             f"--resume continues a run with its own configuration; {flags} cannot change. "
-            "Only --epochs, --data-dir, --strategy and --verbose can. Start a new run to change "
-            "the rest.")
+            "Only --epochs, --data-dir, --strategy, --worker-timeout and --verbose can. Start a "
+            "new run to change the rest.")
     values = config.load(config_file)
     if args.dataset is not None and args.dataset != values.get("dataset"):
         raise CommandError(f"{run_dir} is a {values.get('dataset')} run, not {args.dataset}.")
