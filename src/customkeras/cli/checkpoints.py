@@ -82,6 +82,7 @@ class RunCheckpoint:
         self._manager = tf.train.CheckpointManager(
             self._checkpoint, os.fspath(directory), max_to_keep=max_to_keep)
         self._temporary = None
+        self._saved = None  # a non-chief worker's last save, as the chief's path
         if temporary_directory is not None:
             self._temporary = pathlib.Path(temporary_directory)
             self.remove_temporary()  # left over by a worker killed while saving
@@ -90,9 +91,10 @@ class RunCheckpoint:
     def latest(self) -> str | None:
         """Path prefix of the newest checkpoint, or `None` when there is none.
 
-        On a non-chief worker: the newest when this object was created.
+        On a non-chief worker: the newest when this object was created, or the chief's
+        copy of this worker's last save.
         """
-        return self._manager.latest_checkpoint
+        return self._saved or self._manager.latest_checkpoint
 
     def save(self, completed_epochs: int, history: Mapping[str, Sequence[float]]) -> str:
         """Writes a checkpoint after `completed_epochs` whole epochs (numbered by it).
@@ -110,7 +112,8 @@ class RunCheckpoint:
                                        max_to_keep=1).save(checkpoint_number=completed_epochs)
         finally:
             self.remove_temporary()
-        return os.path.join(self._manager.directory, f"ckpt-{completed_epochs}")
+        self._saved = os.path.join(self._manager.directory, f"ckpt-{completed_epochs}")
+        return self._saved
 
     def remove_temporary(self) -> None:
         """Deletes a non-chief worker's temporary checkpoint directory, if any."""
