@@ -27,10 +27,10 @@ data and computes the same epoch order from `(seed, epoch)`, so each replica can
 its contiguous slice of the global batch in-graph, with no `tf.data` pipeline, no
 auto-sharding and no iterator in the loop. It computes the same thing: the same global
 batches, split the same way (benchmarks/bench_distribute.py shows equal losses), and
-faster: with the same minimal loop on a 2-core CPU, slicing ran ~790 steps/s on two
-mirrored devices against ~490 through a distributed dataset at batch 32 (~520 against
-~410 at batch 256), and ~280 against ~190 with two workers (~250 against ~120). A
-distributed dataset would matter for data that does not fit in memory, which
+faster: with the same minimal loop on a quiet 2-core CPU, slicing ran ~930 steps/s on
+two mirrored devices against ~540 through a distributed dataset at batch 32 (~530
+against ~380 at batch 256), and ~340 against ~240 with two workers (~230 against
+~120). A distributed dataset would matter for data that does not fit in memory, which
 `Trainer.fit` does not take.
 """
 
