@@ -12,7 +12,7 @@ export CUSTOMKERAS_DATA_DIR ?= $(abspath $(SHARED_DATA))
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test bench clean
+.PHONY: install train test bench bench-distribute clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
+
+bench-distribute: install
+	$(BIN)/python benchmarks/bench_distribute.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
