@@ -30,11 +30,15 @@ train: install
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
-bench: install
+$(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
+	touch $@
+
+bench: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_training.py
 	$(BIN)/python benchmarks/bench_datasets.py
 
-bench-distribute: install
+bench-distribute: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_distribute.py
 
 clean:
