@@ -10,6 +10,11 @@ caches, and only then download. A data directory is laid out as::
 
 Damaged, truncated or missing files raise `DatasetError` (a `ValueError`) naming the file,
 what was expected and found, and how to fix it; nothing is ever half-loaded.
+
+`stream_fashion_mnist` and `stream_california_housing` give the same splits as `tf.data`
+pipelines, read from TFRecord shards that `write_tfrecord_shards` writes once into a cache
+(`cache_dir`, else `CUSTOMKERAS_CACHE_DIR`, else `~/.keras/datasets/customkeras-tfrecords`)
+and that are verified against their manifest's SHA-256 at every use.
 """
 
 from customkeras.datasets.california_housing import (
@@ -20,8 +25,15 @@ from customkeras.datasets.errors import DatasetError
 from customkeras.datasets.fashion_mnist import FASHION_MNIST_CLASSES, load_fashion_mnist
 from customkeras.datasets.idx import read_idx, write_idx
 from customkeras.datasets.locations import DATA_DIR_ENV
+from customkeras.datasets.streams import (
+    stream_california_housing,
+    stream_fashion_mnist,
+    write_tfrecord_shards,
+)
+from customkeras.datasets.tfrecords import CACHE_DIR_ENV
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "CALIFORNIA_HOUSING_FEATURES",
     "DATA_DIR_ENV",
     "DatasetError",
@@ -29,5 +41,8 @@ __all__ = [
     "load_california_housing",
     "load_fashion_mnist",
     "read_idx",
+    "stream_california_housing",
+    "stream_fashion_mnist",
     "write_idx",
+    "write_tfrecord_shards",
 ]
