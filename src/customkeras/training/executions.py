@@ -61,6 +61,21 @@ class ExecutionPlanner:
                 self.steps = int(self.agree(self.steps))
             step += count
 
+    def stream(self, total, xla):
+        """Yields `(first_step, num_steps, xla)` for a pass of `total` steps, or of an
+        unknown number (None) that ends when the consumer stops asking (its data ran
+        out)."""
+        step = 0
+        while total is None or step < total:
+            count = self.steps if total is None else min(self.steps, total - step)
+            start = self._clock()
+            yield step, count, xla
+            if step > 0 and 2 * count >= self.steps:
+                self._observe(count, self._clock() - start)
+            if self.agree is not None:
+                self.steps = int(self.agree(self.steps))
+            step += count
+
     def _observe(self, count, seconds):
         if not self.adaptive:
             return

@@ -49,6 +49,18 @@ def resolve_loss(loss):
     return LossFunctionWrapper(function, name=name)
 
 
+def check_loss(loss):
+    """Raises `ValueError` unless `loss` (or each loss of a list / dict) is a loss."""
+    if isinstance(loss, dict):
+        for value in loss.values():
+            check_loss(value)
+    elif isinstance(loss, (list, tuple)):
+        for value in loss:
+            check_loss(value)
+    elif loss is not None:
+        resolve_loss(loss)
+
+
 def is_sparse_categorical(loss):
     """Whether `loss` expects integer class labels (sparse categorical crossentropy)."""
     if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):

@@ -1,64 +1,74 @@
-"""`Trainer`: the chapter's custom training loop (exercise 13), made fast.
+"""`Trainer`: the chapter's custom training loop (exercise 13), fast and open.
 
-The host side is a small controller in the style of Orbit's `Controller`: between
-graph executions it updates the progress display, calls the Keras callbacks, records
-the history and checks for divergence. Everything per step is traced (see `steps`).
+The Trainer wires the engine's rooms together: the model's steps (`steps`), the
+in-graph loops (`loops`), the data sources (`sources`) and the host-side controller
+(`controller`); see docs/architecture.md.
 """
-
-import warnings
 
 import keras
 import tensorflow as tf
 
-from customkeras.training import distribution, inputs, objectives
-from customkeras.training.errors import TrainingDivergedError
+from customkeras import _checks
+from customkeras.training import distribution, model_setup, objectives
+from customkeras.training.controller import Controller
 from customkeras.training.executions import ExecutionPlanner
-from customkeras.training.optimizer_groups import group_optimizer
-from customkeras.training.progress import make_progress
-from customkeras.training.steps import StepLoops
+from customkeras.training.loops import Loops
+from customkeras.training.sources import ArrayCache, make_source
+from customkeras.training.sources import model_fit
+from customkeras.training.steps import make_steps, overrides
 
-# Under `jit_compile="auto"`, XLA is used for runs of at least this many steps. On a
-# quiet 2-core CPU, for the chapter's MLP, the XLA loop took ~0.18 ms/step against
-# ~0.7 ms without, but compiling cost ~1.4 s more than tracing the plain loop: XLA
-# pays off after ~3,000 steps (two epochs of Fashion-MNIST at batch 32).
-XLA_MIN_STEPS = 3000
+VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
 
 
 class Trainer:
-    """Trains a Keras model with a custom loop that keeps the chapter's semantics.
+    """Trains a Keras model with a fast custom loop: `fit`'s semantics, your own step.
 
-    The loss of a step is the mean main loss over the batch (sample-weighted when
-    `sample_weight` is given, as in Keras) plus the sum of `model.losses`
-    (regularization and `add_loss` terms). Variable constraints hold after every
-    step. The running loss and metrics restart at each epoch, and validation runs at
-    each epoch's end. `history.history` has the keys Keras `fit` would produce.
+    Three ways to give it a model:
+
+    * `Trainer(model, loss, optimizer, metrics=...)`: the Trainer compiles the model
+      with them (as `model.compile` would, with `loss_weights` and
+      `weighted_metrics`), and `optimizer` may be per group (exercise 13b);
+    * `Trainer(model)` with a compiled model: a drop-in for `model.fit`, with the
+      model's compiled loss, `loss_weights`, optimizer and metrics;
+    * `Trainer(model)` with a model whose class overrides `train_step` (and
+      `test_step`, `predict_step`), as the Keras guide teaches: its own step runs,
+      with its own optimizers if it sets them in an overridden `compile` (a GAN).
+
+    The default step is Keras's: the compiled loss (sample-weighted) plus
+    `model.losses`, loss scaling under `mixed_float16`, the optimizer's clipping,
+    gradient accumulation and EMA, constraints after every step, compiled and
+    model-tracked metrics reset at each epoch; validation at each epoch's end;
+    `history.history` keyed as Keras keys it.
 
     Args:
-        model: a Keras model with one output.
-        loss: a `keras.losses.Loss`, a loss function, or a Keras loss name.
-        optimizer: a Keras optimizer (or its name), or per-group optimizers: a mapping
-            `{layers: optimizer}` (keys: a layer, a sub-model, or a tuple of them) or a
-            list of `(layers, optimizer)` pairs. Every trainable variable must be in
-            exactly one group (exercise 13b).
-        metrics: metric objects, functions or names (`"accuracy"`, `"mae"`, ...).
-            Defaults to none.
-        steps_per_execution: training steps per graph call, or `"auto"` to adapt it
-            so that each call takes about 0.2 s (see `executions`). The host reads
-            metrics, updates the display, calls batch callbacks and checks
+        model: a `keras.Model`.
+        loss: a loss (object, function or name), or a list / dict of them for a
+            multi-output model, as `compile(loss=...)` takes. Defaults to None (the
+            model is compiled, or has its own step).
+        optimizer: a Keras optimizer (or its name), or per-group optimizers: a
+            mapping `{layers: optimizer}` (keys: a layer, a sub-model, or a tuple of
+            them) or a list of `(layers, optimizer)` pairs, every trainable variable
+            in exactly one group. Defaults to None (needed only to train).
+        metrics: metrics as `compile(metrics=...)` takes them. Defaults to none.
+        loss_weights: as `compile(loss_weights=...)`. Defaults to None.
+        weighted_metrics: metrics weighted by `sample_weight`, as
+            `compile(weighted_metrics=...)`. Defaults to none.
+        steps_per_execution: steps per graph call, or `"auto"` to adapt it so that
+            each call takes about 0.2 s (see `executions`). The host reads logs,
+            updates the display, calls batch callbacks and checks
             `model.stop_training` only between calls. Defaults to `"auto"`.
-        jit_compile: `True` to compile each step with XLA, `False` not to. `"auto"`
-            uses XLA for runs of at least `XLA_MIN_STEPS` (3000) steps, where the
-            faster steps repay the compilation, and falls back without it (with a
-            warning) if the model cannot be compiled. Defaults to `"auto"`.
-        strategy: a `tf.distribute.Strategy`, or None for the default (no
-            distribution); see `create_strategy`. Create the model, the optimizers
-            and any metric objects inside `strategy.scope()`. `batch_size` is then
-            the global batch: each replica (on each worker) takes its slice of it,
-            and the loss is averaged once over the global batch, so the results
-            match a single device. Under `MultiWorkerMirroredStrategy` every worker
-            calls `fit` with the same data and arguments; the workers agree on the
-            shuffle seed, the steps per execution and stopping. XLA is not used
-            under a strategy. Defaults to None.
+        jit_compile: `True` to compile with XLA, `False` not to; `"auto"` switches a
+            loop to XLA once this Trainer has run `XLA_MIN_STEPS` steps of it in all
+            (counting the steps the current call will run), and falls back without
+            it, with a warning, if the step cannot be compiled. Defaults to `"auto"`.
+        strategy: a `tf.distribute.Strategy`, or None for no distribution (see
+            `create_strategy`). Create the model, its optimizers and metric objects
+            inside `strategy.scope()`. `batch_size` is then the global batch; each
+            replica takes its share and the default step weights each share's loss
+            by its size, so results match one device. Defaults to None.
+        run_eagerly: run every step eagerly, in Python, for debugging with `print`
+            or `pdb` (slow), as `compile(run_eagerly=True)`. Defaults to None: the
+            compiled model's `run_eagerly`, else False.
 
     Example:
 
@@ -68,321 +78,304 @@ class Trainer:
     history = trainer.fit(x_train, y_train, epochs=5,
                           validation_data=(x_valid, y_valid), seed=42)
     trainer.evaluate(x_test, y_test)  # {"loss": ..., "accuracy": ...}
+    trainer.predict(x_test)           # what model.predict returns
     ```
     """
 
-    def __init__(
-        self,
-        model,
-        loss,
-        optimizer,
-        metrics=(),
-        *,
-        steps_per_execution="auto",
-        jit_compile="auto",
-        strategy=None,
-    ):
-        if not isinstance(model, keras.Model):
-            raise ValueError(f"`model` must be a keras.Model; received {model!r}")
-        if jit_compile not in (True, False, "auto"):
-            raise ValueError(f"`jit_compile` must be True, False or 'auto'; received {jit_compile!r}")
-        if strategy is not None and not isinstance(strategy, tf.distribute.Strategy):
-            raise ValueError(
-                f"`strategy` must be a tf.distribute.Strategy or None; received {strategy!r}"
-            )
+    def __init__(self, model, loss=None, optimizer=None, metrics=(), *, loss_weights=None,
+                 weighted_metrics=(), steps_per_execution="auto", jit_compile="auto",
+                 strategy=None, run_eagerly=None):
+        _checks.instance("model", model, keras.Model, "a keras.Model")
+        _checks.one_of("jit_compile", jit_compile, (True, False, "auto"))
+        if steps_per_execution != "auto":
+            try:
+                _checks.integer("steps_per_execution", steps_per_execution, 1)
+            except TypeError as error:
+                raise TypeError(f"{error} (or 'auto')") from None
+            except ValueError as error:
+                raise ValueError(f"{error} (or 'auto')") from None
+        if strategy is not None:
+            _checks.instance("strategy", strategy, tf.distribute.Strategy,
+                             "a tf.distribute.Strategy or None")
+        if run_eagerly is not None:
+            _checks.instance("run_eagerly", run_eagerly, bool, "True, False or None")
         self.model = model
-        self.loss = objectives.resolve_loss(loss)
-        if steps_per_execution != "auto" and (
-            isinstance(steps_per_execution, bool)
-            or not isinstance(steps_per_execution, int)
-            or steps_per_execution < 1
-        ):
-            raise ValueError(
-                "`steps_per_execution` must be an integer >= 1 or 'auto'; received "
-                f"{steps_per_execution!r}"
-            )
         self.steps_per_execution = steps_per_execution
         self.jit_compile = jit_compile
         self.strategy = strategy or tf.distribute.get_strategy()
         self._distributed = distribution.is_distributed(self.strategy)
+        self._compile_arguments = None
+        if loss is not None or optimizer is not None or metrics or weighted_metrics:
+            if loss is not None:
+                objectives.check_loss(loss)
+            self._compile_arguments = dict(
+                loss=loss, optimizer=optimizer, metrics=metrics, loss_weights=loss_weights,
+                weighted_metrics=weighted_metrics)
+        elif not (getattr(model, "compiled", False) or overrides(model, "train_step")
+                  or overrides(model, "test_step") or overrides(model, "predict_step")):
+            raise ValueError(
+                f"the model {model.name!r} is not compiled and has no `train_step` of its "
+                "own: pass a loss and an optimizer, `Trainer(model, loss, optimizer)`, "
+                "compile the model first, or override `train_step` in its class")
+        if run_eagerly is None:
+            run_eagerly = bool(getattr(model, "run_eagerly", False))
+        self.run_eagerly = run_eagerly
         # Host-side decisions that every worker of a multi-worker run must share.
         self._coordinator = distribution.make_coordinator(self.strategy, model)
         self._planner = ExecutionPlanner(
-            steps_per_execution, agree=self._coordinator.agree_between_executions
-        )
-        self._metric_spec = metrics
-        self._optimizer_spec = optimizer
-        if isinstance(optimizer, (str, keras.optimizers.Optimizer)) or model.built:
-            self._resolve_optimizer()
-        else:  # groups need the model's variables, which exist once it is built
-            self._optimizer = None
-        self._loops = None
-        self._xla_failed = False
-        self.metrics = None
+            steps_per_execution, agree=self._coordinator.agree_between_executions)
+        self._arrays = ArrayCache()
+        self._controller = None
+        if self._compile_arguments is not None and model.built:
+            self._compile()
 
     # ---- public API ------------------------------------------------------------------
 
     @property
     def optimizer(self):
-        """The optimizer; for groups a `MultiOptimizer` whose `.optimizers` lists them."""
-        return self._optimizer
+        """The model's optimizer; for groups a `MultiOptimizer` whose `.optimizers`
+        lists them."""
+        return getattr(self.model, "optimizer", None)
+
+    @property
+    def optimizers(self):
+        """Every optimizer whose state training changes (for checkpoints): the
+        model's, its groups, and a custom step's own (once it has been traced)."""
+        return model_setup.optimizers_of(self.model)
+
+    @property
+    def metrics(self):
+        """The model's metrics (`model.metrics`), reset at each epoch."""
+        return self.model.metrics
 
     @property
     def trace_counts(self):
-        """How many times the train and test steps have been traced (diagnostics)."""
-        if self._loops is None:
-            return {"train_step": 0, "test_step": 0}
-        return dict(self._loops.trace_counts)
+        """How many times each step has been traced (diagnostics)."""
+        if self._controller is None:
+            return {"train_step": 0, "test_step": 0, "predict_step": 0}
+        return dict(self._controller.loops.trace_counts)
 
-    def fit(
-        self,
-        x,
-        y,
-        *,
-        epochs=1,
-        batch_size=32,
-        validation_data=None,
-        shuffle=True,
-        sample_weight=None,
-        callbacks=(),
-        verbose="auto",
-        seed=None,
-        initial_epoch=0,
-    ):
-        """Trains the model for epochs `initial_epoch` to `epochs - 1`.
+    def fit(self, x=None, y=None, *, epochs=1, batch_size=None, validation_data=None,
+            shuffle=True, sample_weight=None, callbacks=(), verbose="auto", seed=None,
+            initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_freq=1):
+        """Trains the model for epochs `initial_epoch` to `epochs - 1`, as `model.fit`.
 
         Args:
-            x: inputs, an array-like (or a tuple/list/dict of them for multi-input
-                models) with samples along the first axis.
-            y: targets with the same number of samples.
+            x: inputs: arrays (a NumPy array or tensor, or a tuple / list / dict of
+                them), a `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, sample_weight)`
+                batches, a generator of such batches, or a `keras.utils.PyDataset`.
+            y: targets for array inputs (same structures as the model's outputs), or
+                None (streamed data yields them; a model with its own step may need
+                none). Defaults to None.
             epochs: index of the epoch to stop before (as in Keras). Defaults to 1.
-            batch_size: samples per step; the last step of an epoch takes the rest,
-                as Keras does. Defaults to 32.
-            validation_data: `(x_val, y_val)` or `(x_val, y_val, sample_weight_val)`
-                evaluated at each epoch's end. Defaults to None.
-            shuffle: whether to shuffle the samples every epoch. Defaults to True.
-            sample_weight: one weight per sample, or None. Defaults to None.
+            batch_size: samples per step for arrays; the last step of an epoch takes
+                the rest, as Keras does. Must be None for streamed data. Defaults to
+                None (32).
+            validation_data: `(x_val, y_val)`, `(x_val, y_val, sample_weight_val)`,
+                or streamed data, evaluated at each epoch's end. Defaults to None.
+            shuffle: whether to shuffle array samples every epoch (ignored, with a
+                warning, for a dataset). Defaults to True.
+            sample_weight: one weight per sample (arrays only). Defaults to None.
             callbacks: Keras callbacks. Defaults to none.
             verbose: `"auto"`, 0, 1 (progress bars) or 2 (one line per epoch).
                 Defaults to `"auto"`.
-            seed: seed of the per-epoch shuffle. The order of epoch `e` depends only
-                on `(seed, e)`, so resuming with `initial_epoch` replays the same
-                orders. None draws a seed from NumPy's global generator (seeded by
-                `keras.utils.set_random_seed`); in a multi-worker run, the chief's
-                draw, so that every worker shuffles alike. Defaults to None.
+            seed: seed of the per-epoch shuffle of arrays, in [0, 2**32 - 1]. The
+                order of epoch `e` depends only on `(seed, e)`, so a resumed run
+                replays the same orders. None draws one from NumPy's global generator
+                (seeded by `keras.utils.set_random_seed`); in a multi-worker run, the
+                chief's draw. Defaults to None.
             initial_epoch: epoch to start from, for resuming. Defaults to 0.
+            steps_per_epoch: steps per epoch; with a repeated dataset or a generator
+                the same iterator carries on across epochs. Defaults to None (one
+                whole pass).
+            validation_steps: steps per validation pass. Defaults to None (a pass).
+            validation_freq: validate every this many epochs. Defaults to 1.
 
         Returns:
             A `keras.callbacks.History`.
 
         Raises:
-            ValueError: bad arguments or data, before any training (in a
+            TypeError, ValueError: bad arguments or data, before any training (in a
                 multi-worker run, also workers whose data or arguments differ).
             TrainingDivergedError: a NaN or infinite loss or weight.
         """
-        epochs = inputs.check_positive_int(epochs, "epochs", minimum=0)
-        batch_size = inputs.check_positive_int(batch_size, "batch_size")
-        initial_epoch = inputs.check_positive_int(initial_epoch, "initial_epoch", minimum=0)
-        if seed is not None:
-            seed = inputs.check_positive_int(seed, "seed", minimum=0)
-        train = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
+        epochs = _checks.integer("epochs", epochs, 0)
+        initial_epoch = _checks.integer("initial_epoch", initial_epoch, 0)
+        seed = _checks.optional_seed("seed", seed)
+        validation_freq = _checks.integer("validation_freq", validation_freq, 1)
+        self._check_batch_size(batch_size)
+        train = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps_per_epoch,
+                            names=("x", "y", "sample_weight"), cache=self._arrays,
+                            shuffle=shuffle)
         validation = None
         if validation_data is not None:
-            validation = self._prepare(
-                *inputs.split_validation(validation_data), inputs.VALIDATION_NAMES
-            )
-        seed = self._coordinator.agree_on_fit(
-            train, validation, seed, epochs=epochs, batch_size=batch_size,
-            shuffle=shuffle, initial_epoch=initial_epoch,
-            steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution,
-        )
-        n_samples = int(train[1].shape[0])
-        steps_per_epoch = -(-n_samples // batch_size)
-
-        callback_list = keras.callbacks.CallbackList(
-            list(callbacks), add_history=True, add_progbar=False, model=self.model,
-            verbose=0, epochs=epochs, steps=steps_per_epoch,
-        )
-        progress = make_progress(
-            verbose, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch
-        )
-        self.model.optimizer = self._optimizer
-        self._coordinator.start()  # model.stop_training = False
-        self._loops.snapshot()
-        epochs_to_run = max(epochs - initial_epoch, 0)
-        jit_compile = self._use_xla(epochs_to_run * steps_per_epoch)
+            validation = self._validation_source(validation_data, batch_size, train,
+                                                 validation_steps)
+        controller = self._setup(train, "train")
         if validation is not None:
-            val_steps = -(-int(validation[1].shape[0]) // batch_size)
-            val_jit_compile = self._use_xla(epochs_to_run * val_steps)
-        training_logs = {}
-        try:
-            callback_list.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                epoch_logs = self._run_epoch(
-                    epoch, train, inputs.epoch_order(n_samples, seed, epoch, shuffle),
-                    batch_size, jit_compile, callback_list, progress,
-                )
-                if validation is not None:
-                    val_logs = self._evaluate_tensors(
-                        validation, batch_size, callback_list, val_jit_compile
-                    )
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                callback_list.on_epoch_end(epoch, epoch_logs)
-                progress.epoch_end(epoch, epoch_logs)
-                training_logs = epoch_logs
-                if self._coordinator.agree_to_stop():
-                    break
-            callback_list.on_train_end(training_logs)
-        finally:
-            progress.close()
-        return _history(callback_list)
+            self._check(validation, "test")
+            controller.loops.check_logs("test", validation)
+        seed = self._coordinator.agree_on_fit(
+            _fingerprinted(train), _fingerprinted(validation), seed, epochs=epochs,
+            batch_size=getattr(train, "batch_size", 0), shuffle=shuffle,
+            initial_epoch=initial_epoch,
+            steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution)
+        return controller.fit(train, validation, epochs=epochs, initial_epoch=initial_epoch,
+                              shuffle=shuffle, seed=seed, callbacks=callbacks,
+                              verbose=verbose, validation_freq=validation_freq)
 
-    def evaluate(self, x, y, *, batch_size=32, sample_weight=None):
-        """Returns the loss and metrics of the model on `(x, y)`.
+    def evaluate(self, x=None, y=None, *, batch_size=None, sample_weight=None, steps=None,
+                 callbacks=(), return_dict=True):
+        """Returns the loss and metrics of the model on the data, as `model.evaluate`.
 
         Args:
-            x: inputs.
-            y: targets.
-            batch_size: samples per step. Defaults to 32.
-            sample_weight: one weight per sample, or None. Defaults to None.
+            x, y, sample_weight: as for `fit`.
+            batch_size: samples per step for arrays. Defaults to None (32).
+            steps: at most this many steps. Defaults to None (one pass).
+            callbacks: Keras callbacks (their test hooks are called). Defaults to none.
+            return_dict: return `{"loss": ..., "<metric>": ...}`; False returns the
+                values in that order, as Keras does. Defaults to True.
 
         Returns:
-            A dict `{"loss": float, "<metric name>": float, ...}`; the loss includes
-            `model.losses`, as in Keras `evaluate`.
+            The logs of the pass; the loss includes `model.losses`, as in Keras.
         """
-        batch_size = inputs.check_positive_int(batch_size, "batch_size")
-        data = self._prepare(x, y, sample_weight, ("x", "y", "sample_weight"))
-        self._coordinator.agree_on_evaluation(data, batch_size)
-        return self._evaluate_tensors(data, batch_size, keras.callbacks.CallbackList())
+        self._check_batch_size(batch_size)
+        source = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps,
+                             names=("x", "y", "sample_weight"), cache=self._arrays,
+                             purpose="evaluate")
+        controller = self._setup(source, "test")
+        self._coordinator.agree_on_evaluation(_fingerprinted(source),
+                                              getattr(source, "batch_size", 0))
+        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        logs = controller.evaluate(source, callback_list)
+        if return_dict:
+            return logs
+        values = list(logs.values())
+        return values[0] if len(values) == 1 else values
 
-    # ---- controller ---------------------------------------------------------------------
+    def predict(self, x, *, batch_size=None, steps=None, callbacks=()):
+        """Returns the model's outputs for `x`, as `model.predict` does.
 
-    def _run_epoch(self, epoch, data, order, batch_size, jit_compile, callbacks, progress):
-        for metric in self._all_metrics():
-            metric.reset_state()
-        callbacks.on_epoch_begin(epoch)
-        progress.epoch_begin(epoch)
-        order = tf.constant(order)
-        batch_size_t = tf.constant(batch_size)
-        logs = {}
-        for step, count, xla in self._planner.executions(len(order), batch_size, jit_compile):
-            if self._coordinator.should_stop():
-                break
-            callbacks.on_train_batch_begin(step)
-            steps_run, loss_finite, weights_finite, logs = self._call_loop(
-                "train", xla, data, order, tf.constant(step), tf.constant(count), batch_size_t
-            )
-            logs = {name: float(value) for name, value in logs.items()}
-            if not (bool(loss_finite) and bool(weights_finite)):
-                self._diverged(epoch, step, int(steps_run), bool(loss_finite), logs)
-            callbacks.on_train_batch_end(step + count - 1, logs)
-            progress.execution_end(step + count, logs)
-        return dict(logs)
+        Args:
+            x: inputs: arrays, or streamed data (its targets are ignored).
+            batch_size: samples per step for arrays. Defaults to None (32).
+            steps: at most this many steps. Defaults to None (one pass).
+            callbacks: Keras callbacks (their predict hooks are called). Defaults to
+                none.
 
-    def _use_xla(self, num_steps):
-        """Whether a run of `num_steps` steps (in total, over its epochs) uses XLA."""
-        if self._distributed or self._xla_failed:
-            return False  # strategy.run inside an XLA-compiled loop is not supported
-        if self.jit_compile == "auto":
-            return num_steps >= XLA_MIN_STEPS
-        return self.jit_compile
-
-    def _call_loop(self, loop_name, jit_compile, *args):
-        """Runs one traced loop; under `jit_compile="auto"`, falls back from XLA."""
-        jit_compile = jit_compile and not self._xla_failed
-        try:
-            return getattr(self._loops, loop_name)(*args, jit_compile=jit_compile)
-        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-            if not (self.jit_compile == "auto" and jit_compile):
-                raise
-        # XLA could not compile a step (an op without an XLA kernel). XLA compiles
-        # before running, so the failed call changed nothing: rerun it without XLA.
-        warnings.warn(
-            "XLA could not compile the model's step; continuing without XLA "
-            "(pass jit_compile=False to skip the attempt).",
-            stacklevel=3,
-        )
-        self._xla_failed = True
-        if loop_name == "train":  # the backup was refreshed when `fit` started
-            self._loops.restore()
-        return getattr(self._loops, loop_name)(*args, jit_compile=False)
-
-    def _diverged(self, epoch, first_step, steps_run, loss_finite, logs):
-        self._loops.restore()
-        if loss_finite:
-            reason = "the weights became non-finite (the loss was still finite)"
-        else:
-            reason = f"the loss was {logs.get('loss', float('nan'))}"
-        # The loop stops right after the step whose loss was not finite.
-        raise TrainingDivergedError(
-            epoch + 1, first_step + steps_run, reason, restored_step=first_step
-        )
-
-    def _evaluate_tensors(self, data, batch_size, callbacks, jit_compile=None):
-        for metric in self._all_metrics():
-            metric.reset_state()
-        n_samples = int(data[1].shape[0])
-        if jit_compile is None:
-            jit_compile = self._use_xla(-(-n_samples // batch_size))
-        callbacks.on_test_begin()
-        logs = {}
-        batch_size_t = tf.constant(batch_size)
-        for step, count, xla in self._planner.executions(n_samples, batch_size, jit_compile):
-            callbacks.on_test_batch_begin(step)
-            logs = self._call_loop(
-                "test", xla, data, tf.constant(step), tf.constant(count), batch_size_t
-            )
-            logs = {name: float(value) for name, value in logs.items()}
-            callbacks.on_test_batch_end(step + count - 1, logs)
-        callbacks.on_test_end(logs)
-        return logs
+        Returns:
+            A NumPy array, or a list / dict of them for a multi-output model.
+        """
+        self._check_batch_size(batch_size)
+        source = make_source(x, None, None, batch_size=batch_size, steps=steps,
+                             names=("x", "y", "sample_weight"), cache=self._arrays,
+                             purpose="predict")
+        controller = self._setup(source, "predict")
+        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        return controller.predict(source, callback_list)
 
     # ---- set-up ---------------------------------------------------------------------------
 
-    def _all_metrics(self):
-        return [self._loops.loss_tracker] + self._loops.metrics
+    @staticmethod
+    def _check_batch_size(batch_size):
+        if batch_size is not None:
+            _checks.integer("batch_size", batch_size, 1)
 
-    def _resolve_optimizer(self):
-        with self.strategy.scope():
-            self._optimizer = group_optimizer(self.model, self._optimizer_spec)
+    def _validation_source(self, validation_data, batch_size, train, steps):
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
+            x, y, *rest = validation_data
+            return make_source(x, y, rest[0] if rest else None,
+                               batch_size=getattr(train, "batch_size", batch_size),
+                               steps=steps, names=VALIDATION_NAMES, cache=self._arrays,
+                               purpose="evaluate")
+        from customkeras.training.sources import is_dataset_like
+        if is_dataset_like(validation_data):
+            return make_source(validation_data, None, None, batch_size=None, steps=steps,
+                               names=("validation_data", "", ""), cache=self._arrays)
+        raise ValueError(
+            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
+            "sample_weight_val), a tf.data.Dataset, a generator or a PyDataset; received "
+            f"{type(validation_data).__name__}")
 
-    def _prepare(self, x, y, sample_weight, names):
-        """Checks one data set, builds the training state on first use, returns tensors."""
-        x = inputs.as_arrays(x, names[0])
-        y = inputs.as_arrays(y, names[1])
-        if tf.nest.is_nested(y):
-            raise ValueError(f"`{names[1]}` must be one array (single-output models)")
-        if sample_weight is not None:
-            sample_weight = inputs.as_arrays(sample_weight, names[2]).astype("float32")
-        with self.strategy.scope():
-            output = inputs.check_data(self.model, self.loss, x, y, sample_weight, names)
-        if self._loops is None:
-            self._build(y.shape, tuple(output.shape))
-        data = (x, y) if sample_weight is None else (x, y, sample_weight)
-        return inputs.to_tensors(data)
+    def _compile(self):
+        model_setup.compile_model(self.model, self.strategy, run_eagerly=self.run_eagerly,
+                                  **self._compile_arguments)
+        self._compile_arguments = None
 
-    def _build(self, label_shape, output_shape):
-        if self._optimizer is None:
-            self._resolve_optimizer()
-        with self.strategy.scope():
-            self.metrics = objectives.resolve_metrics(
-                self._metric_spec, label_shape, output_shape
-            )
-            loss_tracker = keras.metrics.Mean(name="loss")
-        if self._distributed:
-            distribution.check_created_in_scope(
-                self.model, self._optimizer, self.strategy, self.metrics
-            )
-        with self.strategy.scope():
-            if not self._optimizer.built:  # e.g. built and restored from a checkpoint
-                self._optimizer.build(self.model.trainable_variables)
-        self._loops = StepLoops(
-            self.model, self.loss, self._optimizer, loss_tracker, self.metrics, self.strategy
-        )
+    def _setup(self, source, purpose):
+        """Checks `source` against the model, and builds the engine on first use."""
+        if self._controller is None:
+            if self._compile_arguments is not None:
+                if not self.model.built:  # per-group optimizers need the variables
+                    model_setup.build(self.model, source.element_spec, self.strategy)
+                self._compile()
+            if purpose == "train" and getattr(self.model, "compiled", False) and \
+                    self.model.optimizer is None and not overrides(self.model, "train_step"):
+                raise ValueError("training needs an optimizer: pass one, "
+                                 "`Trainer(model, loss, optimizer)`, or compile the model "
+                                 "with one")
+        self._check(source, purpose)
+        if self._controller is None:
+            model_setup.build(self.model, source.element_spec, self.strategy)
+            if self._distributed:
+                distribution.check_created_in_scope(
+                    self.model, self.optimizer, self.strategy, self.model.metrics)
+            steps = make_steps(self.model, self.strategy)
+            loops = Loops(self.model, steps, self.strategy, self._state,
+                          run_eagerly=self.run_eagerly)
+            self._controller = Controller(
+                self.model, loops, self._planner, self._coordinator, self.strategy,
+                self.jit_compile, xla_allowed=not self._distributed)
+        if purpose == "train" and self.model.optimizer is None and not overrides(
+                self.model, "train_step"):
+            raise ValueError("training needs an optimizer: pass one, "
+                             "`Trainer(model, loss, optimizer)`, or compile the model with one")
+        self._controller.loops.check_logs(purpose, source)
+        return self._controller
+
+    def _check(self, source, purpose):
+        """Checks that the data's structure (and in-memory labels) fit the model."""
+        spec = source.element_spec
+        x_spec, y_spec, _ = keras.utils.unpack_x_y_sample_weight(spec)
+        if source.kind == "arrays":
+            x_label, y_label = (f"`{name}`" for name in source.names[:2])
+            shapes = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype),
+                                           source.x_arrays)
+        else:
+            x_label = f"the inputs of `{source.name}` (element spec {spec})"
+            shapes = x_spec
+        model_fit.check_inputs(self.model, shapes, x_label)
+        own_step = purpose == "predict" or overrides(self.model, f"{purpose}_step")
+        if own_step or getattr(self.model, "_compile_loss", None) is None:
+            return
+        if y_spec is None:
+            what = f"{y_label} must be given" if source.kind == "arrays" else (
+                f"`{source.name}` must yield (x, y) or (x, y, sample_weight) batches; its "
+                f"element spec is {spec}")
+            raise ValueError(f"{what}: the model's compiled loss compares predictions "
+                             "with targets")
+        loss = getattr(self.model, "loss", None)
+        if (source.kind == "arrays" and not tf.nest.is_nested(source.y_arrays)
+                and loss is not None and not isinstance(loss, (list, tuple, dict))):
+            outputs = model_fit.output_spec(self.model, x_spec)
+            if not tf.nest.is_nested(outputs):
+                model_fit.check_labels(objectives.resolve_loss(loss), source.y_arrays,
+                                       tuple(outputs.shape), y_label)
+
+    def _state(self):
+        """Every variable training changes: the model's and every optimizer's."""
+        seen, state = set(), []
+        for variable in [*self.model.variables,
+                         *(v for o in self.optimizers for v in o.variables)]:
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                state.append(variable)
+        return state
 
 
-def _history(callback_list):
-    for callback in callback_list.callbacks:
-        if isinstance(callback, keras.callbacks.History):
-            return callback
-    raise RuntimeError("CallbackList did not add a History callback")
+def _fingerprinted(source):
+    """What multi-worker runs compare: resident data (streamed data is per worker)."""
+    if source is None:
+        return None
+    return source.data if source.kind == "arrays" else ()

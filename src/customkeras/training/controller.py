@@ -1,0 +1,318 @@
+"""The controller room: the host side of `fit`, `evaluate` and `predict`.
+
+In the style of Orbit's `Controller`: between graph executions it calls the Keras
+callbacks, updates the progress display, records the history, checks for divergence
+and for `model.stop_training`; everything per step runs in the traced loops
+(`loops`). It follows `fit`'s conventions: `model.reset_metrics()` at each epoch,
+validation at each epoch's end, `History` keys as Keras names them, a callback that
+sets `model._initial_epoch` in `on_train_begin` (`keras.callbacks.BackupAndRestore`)
+moves the start, and `optimizer.finalize_variable_values` (EMA weights) at the end.
+"""
+
+import re
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from customkeras.training.errors import TrainingDivergedError
+from customkeras.training.progress import make_progress
+
+# Under `jit_compile="auto"`, a loop kind switches to XLA once the steps it has run,
+# summed over every call of this Trainer, reach this many: compiling costs about as
+# much as this many steps save (benchmarks/results/), so switching then never costs
+# more than twice the best choice made in hindsight, whatever calls come next.
+XLA_MIN_STEPS = 3000
+
+# What TensorFlow says when XLA cannot compile a graph (an op without an XLA kernel).
+_XLA_FAILURE = re.compile(
+    r"XLA|xla|jit_compile|Detected unsupported operations|Compilation failure|"
+    r"must be a compile-time constant")
+
+
+def is_xla_compile_error(error):
+    """Whether `error` says that XLA could not compile a graph."""
+    return (isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError))
+            and bool(_XLA_FAILURE.search(str(error))))
+
+
+def _floats(logs):
+    return {name: float(value) for name, value in logs.items()}
+
+
+class Controller:
+    """Runs passes over data sources through a `Trainer`'s loops.
+
+    Args:
+        model: the model.
+        loops: the `loops.Loops`.
+        planner: the `executions.ExecutionPlanner`.
+        coordinator: the host-side decisions (`distribution.make_coordinator`).
+        strategy: the strategy.
+        jit_compile: `True`, `False` or `"auto"`.
+        xla_allowed: False under a strategy (XLA cannot wrap `strategy.run`).
+    """
+
+    def __init__(self, model, loops, planner, coordinator, strategy, jit_compile, xla_allowed):
+        self.model = model
+        self.loops = loops
+        self.planner = planner
+        self.coordinator = coordinator
+        self.strategy = strategy
+        self.jit_compile = jit_compile
+        self.xla_allowed = xla_allowed and not loops.run_eagerly
+        self.xla_failed = False
+        self.steps_run = {"train": 0, "test": 0, "predict": 0}
+
+    # ---- XLA ----------------------------------------------------------------------------
+
+    def use_xla(self, kind, planned_steps):
+        """Whether a pass of `planned_steps` steps of `kind` runs with XLA."""
+        if not self.xla_allowed or self.xla_failed:
+            return False
+        if self.jit_compile == "auto":
+            return self.steps_run[kind] + planned_steps >= XLA_MIN_STEPS
+        return bool(self.jit_compile)
+
+    def _call(self, kind, function, *args, xla):
+        """Runs one loop call; under `jit_compile="auto"`, falls back from XLA."""
+        try:
+            return function(*args, xla and not self.xla_failed)
+        except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
+            if not (self.jit_compile == "auto" and xla and is_xla_compile_error(error)):
+                raise
+        # XLA compiles before running, so the failed call changed nothing.
+        warnings.warn("XLA could not compile the model's step; continuing without XLA "
+                      "(pass jit_compile=False to skip the attempt).", stacklevel=4)
+        self.xla_failed = True
+        if kind == "train":
+            self.loops.guard.restore()
+        return function(*args, False)
+
+    # ---- fit ----------------------------------------------------------------------------
+
+    def fit(self, train, validation, *, epochs, initial_epoch, shuffle, seed, callbacks,
+            verbose, validation_freq=1):
+        """Trains for epochs `initial_epoch` to `epochs - 1`; returns the `History`."""
+        model = self.model
+        callback_list = keras.callbacks.CallbackList(
+            list(callbacks), add_history=True, add_progbar=False, model=model, verbose=0,
+            epochs=epochs, steps=train.steps_per_epoch)
+        self.coordinator.start()  # model.stop_training = False
+        self.loops.guard.refresh()
+        model._initial_epoch = None
+        training_logs = {}
+        progress = None
+        try:
+            callback_list.on_train_begin()
+            # Keras's convention: BackupAndRestore sets `_initial_epoch` when restoring.
+            start = model._initial_epoch or initial_epoch
+            progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
+                                     steps_per_epoch=train.steps_per_epoch)
+            for epoch in range(start, epochs):
+                epoch_logs = self._train_epoch(epoch, train, seed, shuffle, epochs - epoch,
+                                               callback_list, progress)
+                if epoch_logs is None:  # the data ran out (steps_per_epoch too many)
+                    break
+                if validation is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self.evaluate(validation, callback_list, passes=epochs - epoch)
+                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                callback_list.on_epoch_end(epoch, epoch_logs)
+                progress.epoch_end(epoch, epoch_logs)
+                training_logs = epoch_logs
+                if self.coordinator.agree_to_stop():
+                    break
+            optimizer = getattr(model, "optimizer", None)
+            if optimizer is not None and hasattr(optimizer, "finalize_variable_values"):
+                optimizer.finalize_variable_values(model.trainable_weights)
+            callback_list.on_train_end(training_logs)
+        finally:
+            model._initial_epoch = None
+            if progress is not None:
+                progress.close()
+        return _history(callback_list)
+
+    def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress):
+        self.model.reset_metrics()
+        callbacks.on_epoch_begin(epoch)
+        progress.epoch_begin(epoch)
+        if source.kind == "arrays":
+            return self._train_arrays(epoch, source, seed, shuffle, epochs_left, callbacks,
+                                      progress)
+        return self._train_iterator(epoch, source, epochs_left, callbacks, progress)
+
+    def _after_execution(self, epoch, step, result, callbacks, progress):
+        steps_run, finite, weights_finite, logs = result
+        steps_run = int(steps_run)
+        self.steps_run["train"] += steps_run
+        logs = _floats(logs)
+        if not (bool(finite) and bool(weights_finite)):
+            self._diverged(epoch, step, steps_run, bool(finite), logs)
+        return steps_run, logs
+
+    def _train_arrays(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress):
+        order = source.order(seed, epoch, shuffle)
+        batch_size = tf.constant(source.batch_size)
+        xla = self.use_xla("train", epochs_left * source.steps_per_epoch)
+        logs = {}
+        for step, count, use_xla in self.planner.executions(source.num_samples,
+                                                            source.batch_size, xla):
+            if self.coordinator.should_stop():
+                break
+            callbacks.on_train_batch_begin(step)
+            result = self._call("train", lambda *a: self.loops.train_arrays(*a[:-1], a[-1]),
+                                source.data, order, tf.constant(step), tf.constant(count),
+                                batch_size, xla=use_xla)
+            _, logs = self._after_execution(epoch, step, result, callbacks, progress)
+            callbacks.on_train_batch_end(step + count - 1, logs)
+            progress.execution_end(step + count, logs)
+        return dict(logs)
+
+    def _train_iterator(self, epoch, source, epochs_left, callbacks, progress):
+        source.on_epoch_begin()
+        iterator = source.epoch_iterator(self.strategy)
+        total = source.steps_per_epoch if source.steps is not None else None
+        xla = self.use_xla("train", epochs_left * (source.steps_per_epoch or 0))
+        logs, done = {}, 0
+        for step, count, use_xla in self.planner.stream(total, xla):
+            if self.coordinator.should_stop():
+                break
+            callbacks.on_train_batch_begin(step)
+            result = self._call(
+                "train", lambda it, n, x: self.loops.train_iterator(it, n, source.element_spec, x),
+                iterator, count, xla=use_xla)
+            steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
+                                                        progress)
+            if steps_run == 0:
+                break
+            logs, done = new_logs, step + steps_run
+            callbacks.on_train_batch_end(done - 1, logs)
+            progress.execution_end(done, logs)
+            if steps_run < count:
+                break
+        source.on_epoch_end()
+        if total is None or done < total:
+            # One whole pass over a finite dataset: its length is known from now on.
+            if done == 0 and not self.model.stop_training:
+                raise ValueError(f"`{source.name}` yielded no batch: it must yield at "
+                                 "least one per epoch (is it empty, or exhausted?)")
+            if total is not None and not self.model.stop_training:
+                warnings.warn("Your input ran out of data; interrupting training. Make "
+                              "sure that it can generate at least `steps_per_epoch * "
+                              "epochs` batches (e.g. `dataset.repeat()`).", stacklevel=3)
+                source.exhausted()
+                return None
+            if not self.model.stop_training:
+                source.steps_per_epoch = done
+            source.exhausted()
+        return dict(logs)
+
+    def _diverged(self, epoch, first_step, steps_run, loss_finite, logs):
+        self.loops.guard.restore()
+        if loss_finite:
+            reason = "the weights became non-finite (the loss was still finite)"
+        else:
+            reason = f"the loss was {logs.get('loss', float('nan'))}"
+        # The loop stops right after the step whose loss was not finite.
+        raise TrainingDivergedError(epoch + 1, first_step + steps_run, reason,
+                                    restored_step=first_step)
+
+    # ---- evaluate -----------------------------------------------------------------------
+
+    def evaluate(self, source, callbacks, passes=1):
+        """One evaluation pass; returns the logs (floats).
+
+        Args:
+            source: the data source.
+            callbacks: a `CallbackList` (its test hooks are called).
+            passes: how many such passes are planned (validation: one per epoch
+                left), for the XLA decision.
+        """
+        self.model.reset_metrics()
+        callbacks.on_test_begin()
+        logs = {}
+        if source.kind == "arrays":
+            xla = self.use_xla("test", passes * source.steps_per_epoch)
+            batch_size = tf.constant(source.batch_size)
+            for step, count, use_xla in self.planner.executions(source.num_samples,
+                                                                source.batch_size, xla):
+                callbacks.on_test_batch_begin(step)
+                logs = _floats(self._call(
+                    "test", lambda *a: self.loops.test_arrays(*a[:-1], a[-1]),
+                    source.data, tf.constant(step), tf.constant(count), batch_size,
+                    xla=use_xla))
+                self.steps_run["test"] += count
+                callbacks.on_test_batch_end(step + count - 1, logs)
+        else:
+            source.on_epoch_begin()
+            iterator = source.epoch_iterator(self.strategy)
+            xla = self.use_xla("test", passes * (source.steps_per_epoch or 0))
+            total = source.steps
+            for step, count, use_xla in self.planner.stream(total, xla):
+                callbacks.on_test_batch_begin(step)
+                steps_run, new_logs = self._call(
+                    "test", lambda it, n, x: self.loops.test_iterator(
+                        it, n, source.element_spec, x), iterator, count, xla=use_xla)
+                steps_run = int(steps_run)
+                self.steps_run["test"] += steps_run
+                if steps_run == 0:
+                    break
+                logs = _floats(new_logs)
+                callbacks.on_test_batch_end(step + steps_run - 1, logs)
+                if steps_run < count:
+                    source.exhausted()
+                    break
+            source.on_epoch_end()
+            if not logs:
+                raise ValueError(f"`{source.name}` yielded no batch to evaluate")
+        callbacks.on_test_end(logs)
+        return logs
+
+    # ---- predict ------------------------------------------------------------------------
+
+    def predict(self, source, callbacks):
+        """Returns the model's outputs over one pass, as NumPy (the model's structure)."""
+        callbacks.on_predict_begin()
+        parts = []
+        if source.kind == "arrays":
+            xla = self.use_xla("predict", source.steps_per_epoch)
+            batch_size = tf.constant(source.batch_size)
+            for step, count, use_xla in self.planner.executions(source.num_samples,
+                                                                source.batch_size, False):
+                callbacks.on_predict_batch_begin(step)
+                outputs = self._call(
+                    "predict", lambda *a: self.loops.predict_arrays(*a[:-1], a[-1]),
+                    source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla)
+                self.steps_run["predict"] += count
+                parts.append(tf.nest.map_structure(np.asarray, outputs))
+                callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
+        else:
+            source.on_epoch_begin()
+            iterator = source.epoch_iterator(self.strategy)
+            xla = self.use_xla("predict", source.steps_per_epoch or 0)
+            for step, count, _ in self.planner.stream(source.steps, False):
+                callbacks.on_predict_batch_begin(step)
+                steps_run, outputs = self._call(
+                    "predict", lambda it, n, x: self.loops.predict_iterator(
+                        it, n, source.element_spec, x), iterator, count, xla=xla)
+                steps_run = int(steps_run)
+                self.steps_run["predict"] += steps_run
+                if steps_run:
+                    parts.append(tf.nest.map_structure(np.asarray, outputs))
+                    callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})
+                if steps_run < count:
+                    source.exhausted()
+                    break
+            source.on_epoch_end()
+            if not parts:
+                raise ValueError(f"`{source.name}` yielded no batch to predict on")
+        callbacks.on_predict_end()
+        return tf.nest.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
+
+
+def _history(callback_list):
+    for callback in callback_list.callbacks:
+        if isinstance(callback, keras.callbacks.History):
+            return callback
+    raise RuntimeError("CallbackList did not add a History callback")

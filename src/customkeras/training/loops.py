@@ -1,0 +1,464 @@
+"""The loops room: in-graph loops that run many steps per graph execution.
+
+Orbit's design (tensorflow/models, `orbit/utils/loop_fns.py`): the step is small, and
+a `tf.function` loop `while step < num_steps` whose step count is a *tensor* runs it,
+so one trace serves every execution length (a full execution, the shorter last one of
+an epoch, a validation pass). No Python runs per step; the controller reads the logs
+between executions.
+
+Two batch sources feed a loop:
+
+* resident arrays (`sources.ArraySource`): batches are gathered in-graph from tensors
+  held on the device, in a per-epoch order. The loop can be compiled whole with XLA
+  over full batches of one static size; an epoch's smaller last batch runs in the
+  plain loop, so XLA compiles one batch shape;
+* an iterator (`sources.DatasetSource`: tf.data, generators, PyDataset) goes into the
+  loop, as in Orbit: each step calls `get_next_as_optional`, the loop stops early when
+  the data ends. Iterator ops cannot be XLA-compiled, so XLA compiles the step alone.
+
+Each loop's signature leaves the batch dimension unknown, so new data with another
+number of samples, a smaller last batch or another batch size reuse the same trace;
+XLA compiles once per batch size. The loops are kept per `Trainer`, so repeated
+`fit` / `evaluate` / `predict` calls never trace or compile again.
+
+Distribution: every step runs through `strategy.run`. With resident arrays every
+replica (on every worker) sees the same global batch and takes its contiguous slice;
+with an iterator the strategy's distributed dataset hands each replica its slice.
+"""
+
+import functools
+
+import tensorflow as tf
+
+from customkeras.training.guard import DivergenceGuard
+
+INDEX_SPEC = tf.TensorSpec([], tf.int32)
+
+
+def data_spec(data):
+    """The `TensorSpec` structure of resident data, batch dimension left unknown."""
+    return tf.nest.map_structure(lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), data)
+
+
+def _spec_key(spec):
+    return (str(tf.nest.map_structure(lambda _: 0, spec)), tuple(tf.nest.flatten(spec)))
+
+
+def _full_batch(start, batch_size):
+    # A gather over a range keeps the batch length static under XLA without making
+    # `start` a compile-time constant, as `tf.slice(order, [start], [size])` would.
+    return start + tf.range(batch_size)
+
+
+def _batch_totals(batch):
+    """`(global_size, global_weight)` of a whole (global) batch."""
+    size = tf.shape(tf.nest.flatten(batch)[0])[0]
+    weights = batch[2] if isinstance(batch, tuple) and len(batch) == 3 else None
+    if weights is None or tf.nest.is_nested(weights):
+        return size, None
+    return size, tf.reduce_sum(tf.cast(weights, tf.float32))
+
+
+def _empty_like(spec):
+    return tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
+
+
+class Loops:
+    """Owns the traced loops of one `Trainer`.
+
+    Args:
+        model: the built model.
+        steps: the model's `steps.Steps`.
+        strategy: a `tf.distribute.Strategy` (the default one when not distributing).
+        state: a function returning the variables that training changes (model and
+            optimizers), backed up after every finite execution; called once the
+            steps have been traced, when a custom step's own optimizers exist.
+        run_eagerly: run every step in Python (for `print` / `pdb`), no graph.
+
+    Attributes:
+        trace_counts: how many times each step function was traced (in eager mode,
+            how many times it ran).
+        guard: the `DivergenceGuard` holding the last finite state.
+    """
+
+    def __init__(self, model, steps, strategy, state, run_eagerly=False):
+        self.model = model
+        self.steps = steps
+        self.strategy = strategy
+        self.run_eagerly = run_eagerly
+        self._replicas = strategy.num_replicas_in_sync
+        self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.trace_counts = {"train_step": 0, "test_step": 0, "predict_step": 0}
+        self._state = state
+        self._guard = None
+        self._functions = {}
+        self._structures = {}
+
+    @property
+    def guard(self):
+        """The `DivergenceGuard`, created on first use."""
+        if self._guard is None:
+            self._guard = DivergenceGuard(self.model, self._state(), self.strategy)
+        return self._guard
+
+    # ---- replica functions -------------------------------------------------------------
+
+    def _share(self, batch):
+        """This replica's contiguous slice of a global batch (resident arrays)."""
+        if self._replicas == 1:
+            return batch
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        size = tf.shape(tf.nest.flatten(batch)[0])[0]
+        start = size * replica // self._replicas
+        stop = size * (replica + 1) // self._replicas
+        return tf.nest.map_structure(lambda t: t[start:stop], batch)
+
+    def _global_totals(self, share):
+        """The global batch's totals, from a replica's share (distributed datasets)."""
+        size, weight = _batch_totals(share)
+        if self._replicas == 1:
+            return size, weight
+        context = tf.distribute.get_replica_context()
+        size = context.all_reduce(tf.distribute.ReduceOp.SUM, size)
+        if weight is not None:
+            weight = context.all_reduce(tf.distribute.ReduceOp.SUM, weight)
+        return size, weight
+
+    def _replica(self, kind, sliced):
+        """The function `strategy.run` calls for `kind` on a global or replica batch."""
+        step = getattr(self.steps, kind)
+        method = getattr(step, kind)
+
+        def run(batch):
+            self.trace_counts[f"{kind}_step"] += 1
+            if sliced:  # a global batch of resident arrays: take this replica's share
+                totals = _batch_totals(batch)
+                batch = self._share(batch)
+            else:
+                totals = self._global_totals(batch)
+            if kind == "predict":
+                return method(batch)
+            return method(batch, totals)
+
+        return run
+
+    def _reduce_logs(self, logs):
+        """Per-replica step logs as one value each (the mean, as Keras `fit` reports)."""
+        if self._replicas == 1:
+            return logs
+        return tf.nest.map_structure(
+            lambda v: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None), logs)
+
+    def _finite(self, out, logs, step):
+        """Whether a step's loss (default step) or its reduced logs are all finite."""
+        if not step.reports_logs:
+            if self._multi_worker:
+                # Reducing the loss over workers would add a network round trip to
+                # every step; the weights, updated alike on every worker, tell the
+                # same: a non-finite loss makes them non-finite through its gradients.
+                return self.guard.weights_finite()
+            logs = self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["loss"], axis=None)
+        values = [tf.cast(v, tf.float32) for v in tf.nest.flatten(logs)
+                  if v.dtype.is_floating]
+        if not values:
+            return tf.constant(True)
+        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
+
+    # ---- structures of the model's own steps ------------------------------------------
+
+    def structure(self, kind, spec, sliced):
+        """The `TensorSpec` structure a step returns for batches of `spec`.
+
+        Found by tracing the step once, without running it, so that the loops can
+        carry the step's logs (or collect its outputs) from their first iteration.
+        """
+        key = (kind, _spec_key(spec))
+        if key not in self._structures:
+            replica = self._replica(kind, sliced)
+
+            def probe(batch):
+                out = self.strategy.run(replica, args=(batch,))
+                return tf.nest.map_structure(
+                    lambda v: self.strategy.experimental_local_results(v)[0], out)
+
+            counts = dict(self.trace_counts)
+            outputs = tf.function(probe).get_concrete_function(spec).structured_outputs
+            self.trace_counts.update(counts)  # a probe is not a trace of the loop
+            self._structures[key] = tf.nest.map_structure(
+                lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
+        return self._structures[key]
+
+    # ---- cached loop functions --------------------------------------------------------
+
+    def _function(self, key, body, signature, jit_compile):
+        if key not in self._functions:
+            if self.run_eagerly:
+                self._functions[key] = body
+            else:
+                self._functions[key] = tf.function(
+                    body, input_signature=signature, jit_compile=bool(jit_compile))
+        return self._functions[key]
+
+    def train_arrays(self, data, order, first_step, num_steps, batch_size, jit_compile):
+        """Runs up to `num_steps` training steps over resident `data` in `order`.
+
+        Returns:
+            `(steps_run, finite, weights_finite, logs)`: the loop stops after a step
+            whose loss (or logs) is not finite; when all is finite, the guard's backup
+            was refreshed. `logs` is the model's step logs, or None for the default
+            step (read `model.metrics`).
+        """
+        spec = data_spec(data)
+        key = ("train", "arrays", bool(jit_compile), _spec_key(spec))
+        logs_spec = self._logs_spec("train", spec, sliced=True)
+        self.guard  # after the probe: a custom step's optimizers now exist
+        body = functools.partial(self._train_arrays_loop, bool(jit_compile), logs_spec)
+        signature = [spec, tf.TensorSpec([None], tf.int32)] + [INDEX_SPEC] * 3
+        loop = self._function(key, body, signature, jit_compile)
+        return loop(data, order, first_step, num_steps, batch_size)
+
+    def test_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
+        """Runs `num_steps` evaluation steps over resident `data`; returns the logs."""
+        spec = data_spec(data)
+        key = ("test", "arrays", bool(jit_compile), _spec_key(spec))
+        logs_spec = self._logs_spec("test", spec, sliced=True)
+        body = functools.partial(self._test_arrays_loop, bool(jit_compile), logs_spec)
+        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, jit_compile)
+        return loop(data, first_step, num_steps, batch_size)
+
+    def predict_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
+        """Returns the outputs of `num_steps` prediction steps, concatenated."""
+        spec = data_spec(data)
+        key = ("predict", "arrays", bool(jit_compile), _spec_key(spec))
+        out_spec = self.structure("predict", spec, sliced=True)
+        body = functools.partial(self._predict_arrays_loop, bool(jit_compile), out_spec)
+        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, jit_compile)
+        return loop(data, first_step, num_steps, batch_size)
+
+    def train_iterator(self, iterator, num_steps, element_spec, jit_compile):
+        """Runs up to `num_steps` training steps on batches from `iterator`.
+
+        Returns:
+            `(steps_run, finite, weights_finite, logs)` as `train_arrays`; fewer steps
+            than asked (with `finite`) means the data ran out.
+        """
+        key = ("train", "iterator", bool(jit_compile), _spec_key(element_spec))
+        logs_spec = self._logs_spec("train", element_spec, sliced=False)
+        self.guard  # after the probe: a custom step's optimizers now exist
+        body = functools.partial(self._train_iterator_loop, bool(jit_compile), logs_spec)
+        loop = self._function(key, body, None, False)
+        return loop(iterator, tf.constant(num_steps))
+
+    def test_iterator(self, iterator, num_steps, element_spec, jit_compile):
+        """Runs up to `num_steps` evaluation steps; returns `(steps_run, logs)`."""
+        key = ("test", "iterator", bool(jit_compile), _spec_key(element_spec))
+        logs_spec = self._logs_spec("test", element_spec, sliced=False)
+        body = functools.partial(self._test_iterator_loop, bool(jit_compile), logs_spec)
+        loop = self._function(key, body, None, False)
+        return loop(iterator, tf.constant(num_steps))
+
+    def predict_iterator(self, iterator, num_steps, element_spec, jit_compile):
+        """Returns `(steps_run, outputs)` of up to `num_steps` prediction steps."""
+        key = ("predict", "iterator", bool(jit_compile), _spec_key(element_spec))
+        out_spec = self.structure("predict", element_spec, sliced=False)
+        body = functools.partial(self._predict_iterator_loop, bool(jit_compile), out_spec)
+        loop = self._function(key, body, None, False)
+        return loop(iterator, tf.constant(num_steps))
+
+    def _logs_spec(self, kind, spec, sliced):
+        step = getattr(self.steps, kind)
+        if not step.reports_logs:
+            return None
+        logs = self.structure(kind, spec, sliced)
+        where = f"`{type(self.model).__name__}.{kind}_step`"
+        if not isinstance(logs, dict):
+            raise ValueError(f"{where} must return a dict of scalars (its logs, e.g. "
+                             f"{{'loss': loss}}); it returns {type(logs).__name__}")
+        for name, value in logs.items():
+            if not isinstance(value, tf.TensorSpec) or value.shape.rank != 0:
+                raise ValueError(
+                    f"{where} must return a dict of scalars; its value for key {name!r} "
+                    f"is {value}: reduce it to a scalar (e.g. a mean) or track it in a "
+                    "metric")
+        return logs
+
+    def check_logs(self, purpose, source):
+        """Traces the model's own step for `source` (without running it) and checks
+        that it returns a dict of scalars; `purpose` is "train", "test" or "predict"."""
+        if purpose != "predict":
+            self._logs_spec(purpose, source.element_spec, sliced=source.kind == "arrays")
+
+    # ---- loop bodies --------------------------------------------------------------------
+
+    def _step(self, kind, batch, sliced, xla_step=False):
+        """Runs one step on every replica; returns its per-replica outputs."""
+        replica = self._replica(kind, sliced)
+        if xla_step and not self.run_eagerly:
+            replica = self._xla_replica(kind, replica)
+        return self.strategy.run(replica, args=(batch,))
+
+    def _xla_replica(self, kind, replica):
+        key = ("xla-step", kind)
+        if key not in self._functions:
+            self._functions[key] = tf.function(replica, jit_compile=True)
+        return self._functions[key]
+
+    def _carry(self, kind, out, logs):
+        """The logs to carry after a step: the model's own step logs, reduced."""
+        step = getattr(self.steps, kind)
+        if not step.reports_logs:
+            return logs
+        reduced = self._reduce_logs(out)
+        return tf.nest.map_structure(lambda v, s: tf.cast(tf.reshape(v, s.shape), s.dtype),
+                                     reduced, logs)
+
+    def _train_arrays_loop(self, full_batches, logs_spec, data, order, first_step,
+                           num_steps, batch_size):
+        def batch_at(step):
+            start = (first_step + step) * batch_size
+            if full_batches:
+                indices = tf.gather(order, _full_batch(start, batch_size))
+            else:
+                indices = order[start:tf.minimum(start + batch_size, tf.shape(order)[0])]
+            return tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
+
+        def body(step, finite, logs):
+            out = self._step("train", batch_at(step), sliced=True)
+            logs = self._carry("train", out, logs)
+            return step + 1, self._finite(out, logs, self.steps.train), logs
+
+        logs = () if logs_spec is None else _empty_like(logs_spec)
+        steps_run, finite, logs = tf.while_loop(
+            lambda step, finite, _: tf.logical_and(step < num_steps, finite),
+            body, (tf.constant(0), tf.constant(True), logs))
+        return self._finish_train(steps_run, finite, logs, logs_spec)
+
+    def _finish_train(self, steps_run, finite, logs, logs_spec):
+        # An update can overflow the weights while its loss still looks finite.
+        weights_finite = self.guard.weights_finite()
+        if logs_spec is None:
+            logs = self.model_logs()
+            # The running loss covers a multi-worker loop, which checks the weights
+            # after each step rather than the loss.
+            if "loss" in logs:
+                finite = tf.logical_and(finite, tf.math.is_finite(logs["loss"]))
+        self.guard.refresh_if(tf.logical_and(finite, weights_finite))
+        return steps_run, finite, weights_finite, logs
+
+    def _train_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
+        def body(step, finite, logs, done):
+            optional = iterator.get_next_as_optional()
+
+            def run():
+                out = self._step("train", optional.get_value(), False, xla_step)
+                new_logs = self._carry("train", out, logs)
+                return (step + 1, self._finite(out, new_logs, self.steps.train), new_logs,
+                        tf.constant(False))
+
+            return tf.cond(optional.has_value(), run,
+                           lambda: (step, finite, logs, tf.constant(True)))
+
+        logs = () if logs_spec is None else _empty_like(logs_spec)
+        steps_run, finite, logs, _ = tf.while_loop(
+            lambda step, finite, _, done: tf.logical_and(
+                tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
+            body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
+        return self._finish_train(steps_run, finite, logs, logs_spec)
+
+    def _test_arrays_loop(self, full_batches, logs_spec, data, first_step, num_steps,
+                          batch_size):
+        def take(tensor, start):
+            if full_batches:
+                return tf.gather(tensor, _full_batch(start, batch_size))
+            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
+
+        def body(step, logs):
+            start = (first_step + step) * batch_size
+            batch = tf.nest.map_structure(lambda t: take(t, start), data)
+            out = self._step("test", batch, sliced=True)
+            return step + 1, self._carry("test", out, logs)
+
+        logs = () if logs_spec is None else _empty_like(logs_spec)
+        _, logs = tf.while_loop(lambda step, _: step < num_steps, body,
+                                (tf.constant(0), logs))
+        return self.model_logs() if logs_spec is None else logs
+
+    def _test_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
+        def body(step, logs, done):
+            optional = iterator.get_next_as_optional()
+
+            def run():
+                out = self._step("test", optional.get_value(), False, xla_step)
+                return step + 1, self._carry("test", out, logs), tf.constant(False)
+
+            return tf.cond(optional.has_value(), run,
+                           lambda: (step, logs, tf.constant(True)))
+
+        logs = () if logs_spec is None else _empty_like(logs_spec)
+        steps_run, logs, _ = tf.while_loop(
+            lambda step, _, done: tf.logical_and(step < num_steps, tf.logical_not(done)),
+            body, (tf.constant(0), logs, tf.constant(False)))
+        return steps_run, (self.model_logs() if logs_spec is None else logs)
+
+    def _gathered(self, out):
+        """Per-replica outputs as global ones, in the batch's order."""
+        if self._replicas == 1:
+            return out
+        return tf.nest.map_structure(lambda v: self.strategy.gather(v, axis=0), out)
+
+    def _predict_arrays_loop(self, full_batches, out_spec, data, first_step, num_steps,
+                             batch_size):
+        def take(tensor, start):
+            if full_batches:
+                return tf.gather(tensor, _full_batch(start, batch_size))
+            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
+
+        def body(step, arrays):
+            start = (first_step + step) * batch_size
+            batch = tf.nest.map_structure(lambda t: take(t, start), data)
+            out = self._gathered(self._step("predict", batch, sliced=True))
+            return step + 1, tf.nest.map_structure(
+                lambda a, v: a.write(step, v), arrays, out)
+
+        arrays = _tensor_arrays(out_spec)
+        _, arrays = tf.while_loop(lambda step, _: step < num_steps, body,
+                                  (tf.constant(0), arrays))
+        return tf.nest.map_structure(lambda a: a.concat(), arrays)
+
+    def _predict_iterator_loop(self, xla_step, out_spec, iterator, num_steps):
+        def body(step, arrays, done):
+            optional = iterator.get_next_as_optional()
+
+            def run():
+                out = self._gathered(
+                    self._step("predict", optional.get_value(), False, xla_step))
+                return (step + 1, tf.nest.map_structure(
+                    lambda a, v: a.write(step, v), arrays, out), tf.constant(False))
+
+            return tf.cond(optional.has_value(), run,
+                           lambda: (step, arrays, tf.constant(True)))
+
+        arrays = _tensor_arrays(out_spec)
+        steps_run, arrays, _ = tf.while_loop(
+            lambda step, _, done: tf.logical_and(step < num_steps, tf.logical_not(done)),
+            body, (tf.constant(0), arrays, tf.constant(False)))
+        return steps_run, tf.nest.map_structure(_concat_or_empty, arrays)
+
+    # ---- logs ---------------------------------------------------------------------------
+
+    def model_logs(self):
+        """The results of `model.metrics`, by name (dict results are merged in)."""
+        return self.model.get_metrics_result()
+
+
+def _tensor_arrays(spec):
+    return tf.nest.map_structure(
+        lambda s: tf.TensorArray(s.dtype, size=0, dynamic_size=True, infer_shape=False,
+                                 element_shape=tf.TensorShape([None]).concatenate(s.shape[1:])),
+        spec)
+
+
+def _concat_or_empty(array):
+    # `concat` of an empty TensorArray fails; an exhausted iterator gives one.
+    return tf.cond(array.size() > 0, array.concat,
+                   lambda: tf.zeros([0] + array.element_shape[1:].as_list(), array.dtype))

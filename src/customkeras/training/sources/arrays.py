@@ -1,0 +1,179 @@
+"""`ArraySource`: in-memory arrays, resident on the device for the whole call.
+
+Every check runs before training starts, so bad input fails fast with an error that
+names the argument, the value received and what was expected, instead of an obscure
+error from inside a traced graph minutes into a run.
+
+The arrays are copied to the device once: the Trainer's `ArrayCache` hands back the
+same tensors when the same (unchanged) array objects come back, so a loop of
+one-epoch `fit` calls copies nothing.
+"""
+
+import weakref
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from customkeras import _checks
+
+
+def as_arrays(value, name):
+    """Converts an array-like (or a tuple/list/dict of them) to NumPy arrays."""
+    try:
+        arrays = tf.nest.map_structure(
+            lambda a: a if isinstance(a, np.ndarray) else np.asarray(a), value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"`{name}` must be array-like; received {name}={value!r} "
+                        f"({error})") from None
+    for array in tf.nest.flatten(arrays):
+        if array.ndim == 0:
+            raise ValueError(
+                f"`{name}` must have a first (sample) dimension; received a scalar "
+                f"{name}={array!r}")
+        if array.dtype == object or not (
+                np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise TypeError(f"`{name}` must be numeric; received an array of dtype "
+                            f"{array.dtype}")
+    return arrays
+
+
+def _float_or_same(dtype):
+    return keras.backend.floatx() if np.issubdtype(dtype, np.floating) else dtype
+
+
+def epoch_order(num_samples, seed, epoch, shuffle):
+    """The sample order of one epoch: a function of `(seed, epoch)` only.
+
+    Because it does not depend on RNG state advanced by earlier epochs, resuming at
+    `initial_epoch=k` replays exactly the order an uninterrupted run would use.
+    """
+    if not shuffle:
+        return np.arange(num_samples, dtype=np.int32)
+    rng = np.random.default_rng([seed, epoch])
+    return rng.permutation(num_samples).astype(np.int32)
+
+
+class ArrayCache:
+    """Device copies of arrays, reused while the same array objects come back.
+
+    An entry is keyed by the array object (held by a weak reference) and its data
+    pointer, shape and dtype; change an array in place between calls and pass a copy,
+    or call `clear()`.
+    """
+
+    def __init__(self, size=8):
+        self._size = size
+        self._entries = []  # [(weakref, key, tensor)], newest last
+
+    def clear(self):
+        """Forgets every device copy."""
+        self._entries = []
+
+    def tensor(self, array):
+        """The device tensor for a NumPy `array` (floats as `floatx`)."""
+        key = (array.__array_interface__["data"][0], array.shape, array.dtype.str,
+               array.strides)
+        for ref, entry_key, tensor in self._entries:
+            if ref() is array and entry_key == key:
+                return tensor
+        # `tf.constant` copies: zero-copy import of unaligned NumPy slices can abort
+        # the process (see PITFALLS).
+        tensor = tf.constant(np.ascontiguousarray(array, dtype=_float_or_same(array.dtype)))
+        try:
+            ref = weakref.ref(array)
+        except TypeError:
+            return tensor
+        self._entries = [e for e in self._entries if e[0]() is not None][-(self._size - 1):]
+        self._entries.append((ref, key, tensor))
+        return tensor
+
+
+class ArraySource:
+    """In-memory arrays as the data of one `fit` / `evaluate` / `predict` call.
+
+    Args:
+        x: inputs: an array-like, or a tuple / list / dict of them.
+        y: targets (same structures), or None (for models whose own step needs none,
+            and for `predict`).
+        sample_weight: one weight per sample (or a structure of them per output), or
+            None.
+        batch_size: samples per step.
+        steps: at most this many steps per pass, or None for all.
+        names: the argument names for messages.
+        cache: the `ArrayCache` that keeps device copies.
+        purpose: `"fit"`, `"evaluate"` or `"predict"`.
+
+    Attributes:
+        data: the tensors in the structure Keras passes to a step: `x`, `(x, y)` or
+            `(x, y, sample_weight)`.
+        num_samples, batch_size, steps_per_epoch: the pass's sizes.
+    """
+
+    kind = "arrays"
+
+    def __init__(self, x, y, sample_weight, *, batch_size, steps, names, cache, purpose):
+        x_name, y_name, w_name = names
+        self.names = names
+        self.batch_size = _checks.integer("batch_size", batch_size, 1)
+        if x is None:
+            raise ValueError(f"`{x_name}` must be given; received {x_name}=None")
+        x = as_arrays(x, x_name)
+        y = None if y is None else as_arrays(y, y_name)
+        if sample_weight is not None:
+            sample_weight = tf.nest.map_structure(
+                lambda w: w.astype("float32"), as_arrays(sample_weight, w_name))
+        self.num_samples = self._check_lengths(x, y, sample_weight, names)
+        self.x_arrays, self.y_arrays = x, y
+        passes = -(-self.num_samples // self.batch_size)
+        self.steps_per_epoch = passes if steps is None else min(
+            passes, _checks.integer("steps", steps, 1))
+        self.num_samples = min(self.num_samples, self.steps_per_epoch * self.batch_size)
+        x_t, y_t, w_t = (None if part is None else tf.nest.map_structure(cache.tensor, part)
+                         for part in (x, y, sample_weight))
+        if y is None and sample_weight is None:
+            self.data = x_t
+        elif sample_weight is None:
+            self.data = (x_t, y_t)
+        else:
+            self.data = (x_t, y_t, w_t)
+        self.purpose = purpose
+
+    @staticmethod
+    def _check_lengths(x, y, sample_weight, names):
+        x_name, y_name, w_name = names
+        lengths = {a.shape[0] for a in tf.nest.flatten(x)}
+        if len(lengths) != 1:
+            raise ValueError(f"all arrays in `{x_name}` must have the same length; "
+                             f"received lengths {sorted(lengths)}")
+        (n,) = lengths
+        if n == 0:
+            raise ValueError(f"`{x_name}` must contain at least one sample; received 0")
+        for value, name in ((y, y_name), (sample_weight, w_name)):
+            if value is None:
+                continue
+            other = sorted({a.shape[0] for a in tf.nest.flatten(value)})
+            if other != [n]:
+                raise ValueError(
+                    f"`{x_name}` and `{name}` must have the same number of samples; "
+                    f"received {n} and {other[0] if len(other) == 1 else other}")
+        if sample_weight is not None:
+            for weights in tf.nest.flatten(sample_weight):
+                if weights.ndim != 1:
+                    raise ValueError(
+                        f"`{w_name}` must be a vector of shape ({n},), one weight per "
+                        f"sample; received shape {weights.shape}")
+                if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+                    raise ValueError(f"`{w_name}` must be finite and >= 0")
+        return n
+
+    @property
+    def element_spec(self):
+        """The `TensorSpec` structure of one batch (batch dimension unknown)."""
+        return tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), self.data)
+
+    def order(self, seed, epoch, shuffle):
+        """The epoch's sample order as an int32 tensor (only the pass's samples)."""
+        order = epoch_order(len(tf.nest.flatten(self.data)[0]), seed, epoch, shuffle)
+        return tf.constant(order[:self.num_samples])
