@@ -45,9 +45,14 @@ def test_housing_defaults_follow_the_model():
     ({"dataset": "fashion-mnist", "optimizer": "sgd", "lower_lr": 0.1}, "not both"),
     ({"dataset": "housing", "lower_optimizer": "sgd"}, "fashion-mnist only"),
     ({"dataset": "fashion-mnist", "threshold": 2.0}, "housing dataset only"),
-    ({"dataset": "fashion-mnist", "epochs": 0}, "epochs must be >= 1, got 0"),
-    ({"dataset": "fashion-mnist", "lr": -1}, "lr must be > 0.0, got -1.0"),
-    ({"dataset": "fashion-mnist", "batch_size": 2.5}, "batch_size must be an integer"),
+    ({"dataset": "fashion-mnist", "epochs": 0}, "`epochs` must be an integer >= 1"),
+    ({"dataset": "fashion-mnist", "lr": -1}, "`lr` must be a finite number > 0; received lr=-1"),
+    ({"dataset": "fashion-mnist", "lr": float("nan")}, "received lr=nan"),
+    ({"dataset": "fashion-mnist", "upper_lr": float("inf")}, "received upper_lr=inf"),
+    ({"dataset": "fashion-mnist", "batch_size": 2.5}, "`batch_size` must be an integer"),
+    ({"dataset": "fashion-mnist", "seed": 99999999999}, "<= 4294967295; received seed="),
+    ({"dataset": "fashion-mnist", "seed": -1}, "`seed` must be an integer >= 0"),
+    ({"dataset": "fashion-mnist", "epochs": 2**31}, "<= 2147483647; received epochs="),
     ({"dataset": "fashion-mnist", "colour": "red"}, "Unknown configuration key(s) colour"),
 ])
 def test_bad_values_are_refused_with_the_choices(values, message):
@@ -79,16 +84,22 @@ def test_a_hand_written_flat_config_is_accepted(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("{not json", "Cannot read configuration file"),
+    ("{not json", "is invalid: Expecting property name"),
     ("[1, 2]", "must hold a JSON object"),
     ('{"format": "something-else", "version": 1}', "is not a customkeras run configuration"),
+    ('{"dataset": "housing", "epochs": Infinity}', "Infinity is not a number JSON allows"),
+    ('{"dataset": "housing", "lr": NaN}', "NaN is not a number JSON allows"),
 ])
 def test_bad_config_files_are_explained(tmp_path, text, message):
     path = tmp_path / "config.json"
     path.write_text(text)
     with pytest.raises(CommandError) as caught:
         config.load(path)
-    assert message in str(caught.value)
+    assert message in str(caught.value) and caught.value.exit_code == 2
+    # The same file as a run's own config.json is a damaged run, not bad usage.
+    with pytest.raises(CommandError) as caught:
+        config.load(path, run_file=True)
+    assert caught.value.exit_code == 1
 
 
 @pytest.mark.parametrize("command", [
@@ -131,12 +142,31 @@ def test_argparse_errors_list_the_choices(capsys, argv, messages):
     (["train"], "Choose a dataset"),
     (["train", "housing", "--metrics", "mae,r2"], "Unknown housing metric 'r2'"),
     (["train", "fashion-mnist", "--optimizer", "sgd", "--lower-lr", "0.1"], "not both"),
-    (["train", "fashion-mnist", "--epochs", "0"], "epochs must be >= 1"),
+    (["train", "fashion-mnist", "--epochs", "0"], "`epochs` must be an integer >= 1"),
+    (["train", "fashion-mnist", "--lr", "nan"], "received lr=nan"),
+    (["train", "fashion-mnist", "--seed", "99999999999"], "received seed=99999999999"),
+    (["train", "housing", "--threshold", "inf"], "received threshold=inf"),
 ])
-def test_semantic_errors_exit_2_with_a_message(capsys, argv, message):
-    assert main(argv) == 2
+def test_semantic_errors_exit_2_with_a_message_and_leave_no_directory(capsys, tmp_path, argv,
+                                                                      message):
+    run_dir = tmp_path / "run"
+    assert main([*argv, "--output-dir", str(run_dir)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("customkeras train: error: ") and message in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize("text", ['{"dataset": "housing", "epochs": Infinity}',
+                                  '{"dataset": "housing", "lr": NaN}'])
+def test_a_config_file_with_non_finite_numbers_is_one_line_and_no_directory(capsys, tmp_path,
+                                                                           text):
+    path = tmp_path / "mine.json"
+    path.write_text(text)
+    assert main(["train", "--config", str(path), "--output-dir", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a number JSON allows" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
 
 
 def test_parser_keeps_only_typed_options():

@@ -19,7 +19,7 @@ import pytest
 import customkeras
 from customkeras import datasets
 from customkeras.cli import config, main, run
-from customkeras.cli.interrupt import GracefulInterrupt
+from customkeras.training.run import GracefulInterrupt
 
 pytestmark = pytest.mark.data
 
@@ -151,11 +151,34 @@ def test_resume_of_a_finished_run_does_nothing(reference, capsys):
     assert (reference / "model.keras").stat().st_mtime_ns == before
 
 
-@pytest.mark.parametrize("option", [["--lr", "0.1"], ["--output-dir", "elsewhere"],
-                                    ["--max-train-samples", "10"]])
-def test_resume_refuses_options_that_change_the_run(reference, capsys, option):
+@pytest.mark.parametrize("option, change", [
+    (["--lr", "0.1"], "--lr 0.01 -> 0.1"),
+    (["--max-train-samples", "10"], "--max-train-samples 4000 -> 10"),
+    (["--seed", "7", "--batch-size", "64"], "--batch-size 32 -> 64; --seed 42 -> 7"),
+    (["--config", "{config}"], "--optimizer 'nadam' -> 'adam'"),
+])
+def test_resume_refuses_options_that_change_the_run_naming_old_and_new(reference, tmp_path,
+                                                                       capsys, option, change):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"dataset": "fashion-mnist", "optimizer": "adam"}))
+    option = [part.format(config=other) for part in option]
     assert main(["train", "--resume", str(reference), *option]) == 2
-    assert "cannot change" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "these options would change it" in err and change in err
+
+
+def test_resume_refuses_another_output_dir(reference, capsys):
+    assert main(["train", "--resume", str(reference), "--output-dir", "elsewhere"]) == 2
+    assert "--output-dir elsewhere would change where it is" in capsys.readouterr().err
+
+
+def test_resume_accepts_the_original_command_line_repeated(reference, data_dir, capsys):
+    # The command that made the run, with --resume added: every value equals the run's.
+    assert main(["train", "fashion-mnist", "--output-dir", str(reference), "--data-dir",
+                 str(data_dir), "--epochs", "2", "--max-train-samples", SAMPLES, "--seed", "42",
+                 "--lr", "1e-2", "--optimizer", "nadam", "--verbose", "0",
+                 "--resume", str(reference)]) == 0
+    assert "already complete" in capsys.readouterr().out
 
 
 def test_exercise_13b_trains_each_group_with_its_own_optimizer(data_dir, tmp_path):

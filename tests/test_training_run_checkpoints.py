@@ -1,4 +1,5 @@
-"""Epoch checkpoints and Ctrl-C handling, on tiny models and random data (no datasets)."""
+"""Run management in the library: checkpoints, exact resume, Ctrl-C, on tiny models and
+random data (no datasets)."""
 
 import os
 import pathlib
@@ -8,10 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from customkeras.cli.checkpoints import EpochCheckpoint, RunCheckpoint
-from customkeras.cli.errors import CommandError
-from customkeras.cli.interrupt import GracefulInterrupt
 from customkeras.training import Trainer
+from customkeras.training.run import (CheckpointError, EpochCheckpoint, GracefulInterrupt,
+                                      RunCheckpoint)
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(96, 4)).astype("float32")
@@ -57,7 +57,7 @@ def test_restore_brings_back_weights_optimizer_epoch_history_and_rng(tmp_path):
     assert not np.array_equal(other_model.weights[0], model.weights[0])
     np.random.seed(99)
     restored = RunCheckpoint(tmp_path, other_model, [other.optimizer]).restore()
-    assert restored == (1, history)
+    assert (restored.completed_epochs, restored.history) == (1, history)
     _assert_same(_values(other_model.variables), weights)  # includes the noise seed state
     _assert_same(_values(other.optimizer.variables), slots)
     np.testing.assert_array_equal(np.random.rand(3), expected_draw)
@@ -66,18 +66,16 @@ def test_restore_brings_back_weights_optimizer_epoch_history_and_rng(tmp_path):
 def test_resume_from_an_epoch_checkpoint_equals_an_uninterrupted_run(tmp_path):
     straight, straight_model = _trainer(seed=1)
     reference = EpochCheckpoint(RunCheckpoint(tmp_path / "a", straight_model,
-                                              [straight.optimizer]), {})
+                                              [straight.optimizer]))
     _fit(straight, [reference], epochs=2)
 
     first, first_model = _trainer(seed=1)
-    callback = EpochCheckpoint(RunCheckpoint(tmp_path / "b", first_model, [first.optimizer]), {})
+    callback = EpochCheckpoint(RunCheckpoint(tmp_path / "b", first_model, [first.optimizer]))
     _fit(first, [callback], epochs=1)
     resumed, resumed_model = _trainer(seed=1)
-    checkpoint = RunCheckpoint(tmp_path / "b", resumed_model, [resumed.optimizer])
-    completed, history = checkpoint.restore()
-    assert completed == 1
-    callback = EpochCheckpoint(checkpoint, history)
-    _fit(resumed, [callback], epochs=2, initial_epoch=completed)
+    callback = EpochCheckpoint(RunCheckpoint(tmp_path / "b", resumed_model, [resumed.optimizer]))
+    assert callback.restore().completed_epochs == 1
+    _fit(resumed, [callback], epochs=2, initial_epoch=1)
 
     assert callback.history == reference.history
     _assert_same(_values(resumed_model.variables), _values(straight_model.variables))
@@ -102,7 +100,7 @@ class _StopAt(keras.callbacks.Callback):
 def test_an_epoch_cut_short_is_not_recorded_or_checkpointed(tmp_path):
     trainer, model = _trainer(seed=1)
     checkpoint = RunCheckpoint(tmp_path, model, [trainer.optimizer])
-    callback = EpochCheckpoint(checkpoint, {})
+    callback = EpochCheckpoint(checkpoint)
     _fit(trainer, [callback, _StopAt(epoch=1, batch=3)], epochs=3)
     assert callback.completed_epochs == 1
     assert len(callback.history["loss"]) == 1 and len(callback.history["val_mae"]) == 1
@@ -113,10 +111,11 @@ def test_the_first_checkpoint_is_the_initial_state(tmp_path):
     trainer, model = _trainer(seed=1)
     initial = _values(model.weights)
     checkpoint = RunCheckpoint(tmp_path, model, [trainer.optimizer])
-    _fit(trainer, [EpochCheckpoint(checkpoint, {}), _StopAt(epoch=0, batch=3)], epochs=2)
+    _fit(trainer, [EpochCheckpoint(checkpoint), _StopAt(epoch=0, batch=3)], epochs=2)
     assert pathlib.Path(checkpoint.latest).name == "ckpt-0"
     fresh, fresh_model = _trainer(seed=5)
-    assert RunCheckpoint(tmp_path, fresh_model, [fresh.optimizer]).restore() == (0, {})
+    restored = RunCheckpoint(tmp_path, fresh_model, [fresh.optimizer]).restore()
+    assert (restored.completed_epochs, restored.history) == (0, {})
     _assert_same(_values(fresh_model.weights), initial)
 
 
@@ -128,10 +127,12 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     data = next(tmp_path.glob("ckpt-2.data-*"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])  # truncated by a crash
     other, other_model = _trainer(seed=2)
-    assert RunCheckpoint(tmp_path, other_model, [other.optimizer]).restore() == (1, {"loss": [1.0]})
+    restored = RunCheckpoint(tmp_path, other_model, [other.optimizer]).restore()
+    assert (restored.completed_epochs, restored.history) == (1, {"loss": [1.0]})
+    assert [pathlib.Path(path).name for path, _ in restored.skipped] == ["ckpt-2"]
     for index in tmp_path.glob("ckpt-*.index"):
         index.write_bytes(b"garbage")
-    with pytest.raises(CommandError, match="Cannot restore any checkpoint"):
+    with pytest.raises(CheckpointError, match="Cannot restore any checkpoint"):
         RunCheckpoint(tmp_path, other_model, [other.optimizer]).restore()
 
 
@@ -139,7 +140,7 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path):
     trainer, model = _trainer(seed=1)
     RunCheckpoint(tmp_path, model, [trainer.optimizer]).save(1, {})
     wider, wider_model = _trainer(seed=1, units=5)
-    with pytest.raises(CommandError, match="made for another model"):
+    with pytest.raises(CheckpointError, match="made for another model"):
         RunCheckpoint(tmp_path, wider_model, [wider.optimizer]).restore()
 
 

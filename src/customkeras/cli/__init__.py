@@ -13,10 +13,9 @@ import argparse
 import sys
 
 import customkeras
-from customkeras import tracing
-from customkeras.cli import evaluate, predict, train, verify
+from customkeras.cli import evaluate, predict, trace, train, verify
 from customkeras.cli.errors import CommandError
-from customkeras.cli.interrupt import EXIT_INTERRUPTED
+from customkeras.training.run import EXIT_INTERRUPTED, RunError
 
 __all__ = ["build_parser", "main", "CommandError"]
 
@@ -32,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version",
                         version=f"customkeras {customkeras.__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in (train, evaluate, predict, verify, tracing):
+    for command in (train, evaluate, predict, verify, trace):
         command.add_parser(commands)
     return parser
 
@@ -51,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"customkeras {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except RunError as error:  # a library error the command did not word itself
+        print(f"customkeras {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ncustomkeras {args.command}: aborted.", file=sys.stderr)
         return EXIT_INTERRUPTED

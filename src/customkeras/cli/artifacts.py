@@ -16,6 +16,7 @@ import json
 import math
 import os
 import pathlib
+import re
 import secrets
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -31,6 +32,11 @@ CONFIG_FILE = "config.json"
 MANIFEST_FILE = "manifest.json"
 LOG_DIR = "logs"
 CHECKPOINT_DIR = "checkpoints"
+TEMPORARY_MARK = ".tmp"  # in `.<name>.<random hex>.tmp<suffix>`, beside the final file
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{12}\.tmp")
+# A run is finished when manifest.json records these (config.json first: it is checked on
+# every later use of the run).
+RESULT_FILES = (CONFIG_FILE, MODEL_FILE, METRICS_FILE, HISTORY_CSV, HISTORY_JSON, CURVES_FILE)
 
 
 def _fsync_directory(directory: pathlib.Path) -> None:
@@ -51,23 +57,45 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     and keeps its suffix, for writers that insist on one (`model.save` wants `.keras`).
     On error the temporary file is removed and `path` is left as it was.
 
+    Raises:
+        OSError: writing failed (e.g. no space left on the device); its `filename` is
+            `path`, not the temporary file, so that messages name the file meant.
+
     Example:
-    >>> with atomic_path("run/model.keras") as tmp:
-    ...     model.save(tmp)
+
+    >>> import pathlib, tempfile
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "notes.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("complete or absent")
+    >>> target.read_text()
+    'complete or absent'
     """
     path = pathlib.Path(path)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
-    # Not tempfile.mkstemp: its 0o600 mode would stick to the final file; this honours umask.
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}{TEMPORARY_MARK}{path.suffix}"
     try:
-        yield tmp
-        with open(tmp, "rb+") as written:
-            os.fsync(written.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        # Not tempfile.mkstemp: its 0o600 mode would stick to the final file; this honours umask.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        try:
+            yield tmp
+            with open(tmp, "rb+") as written:
+                os.fsync(written.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    except OSError as error:
+        if error.filename == str(path):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
     _fsync_directory(path.parent)
+
+
+def remove_stale_files(run_dir: pathlib.Path) -> list[pathlib.Path]:
+    """Deletes the temporary files a killed process left in `run_dir` (owner only)."""
+    stale = [p for p in run_dir.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -127,29 +155,69 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def write_manifest(run_dir: pathlib.Path, names: Sequence[str]) -> None:
-    """Records the SHA-256 of each named artifact in `manifest.json`."""
+def write_manifest(run_dir: pathlib.Path, names: Sequence[str] = RESULT_FILES) -> None:
+    """Records the SHA-256 of each named artifact in `manifest.json`: the run is finished."""
     files = {name: sha256_file(run_dir / name) for name in names if (run_dir / name).is_file()}
     atomic_write_json(run_dir / MANIFEST_FILE, {"sha256": files})
+
+
+def read_manifest(run_dir: pathlib.Path) -> dict[str, str] | None:
+    """The `{file name: SHA-256}` of a finished run, or None when it has no manifest.
+
+    Raises:
+        CommandError: (exit status 1) the manifest is damaged.
+    """
+    manifest = run_dir / MANIFEST_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"]
+        if not (isinstance(recorded, dict)
+                and all(isinstance(v, str) for v in recorded.values())):
+            raise ValueError("'sha256' is not an object of strings")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise CommandError(f"{manifest} is damaged ({error}). Resume the run to write it "
+                           f"again: customkeras train --resume {run_dir}", exit_code=1) from None
+    return recorded
+
+
+def changed_files(run_dir: pathlib.Path, recorded: Mapping[str, str]) -> list[str]:
+    """The recorded files that are missing or whose SHA-256 differs from `recorded`."""
+    return [name for name, digest in recorded.items()
+            if not (run_dir / name).is_file() or sha256_file(run_dir / name) != digest]
+
+
+def check_config_unchanged(run_dir: pathlib.Path) -> None:
+    """Refuses a `config.json` edited after its run finished.
+
+    Raises:
+        CommandError: (exit status 1) its SHA-256 differs from the manifest's.
+    """
+    recorded = read_manifest(run_dir)
+    if recorded and CONFIG_FILE in recorded and changed_files(
+            run_dir, {CONFIG_FILE: recorded[CONFIG_FILE]}):
+        raise CommandError(
+            f"{run_dir / CONFIG_FILE} was changed after the run finished (its SHA-256 differs "
+            f"from the one in {run_dir / MANIFEST_FILE}), so it no longer describes the "
+            "trained model. Put the original back; to train with other settings, start a new "
+            f"run: customkeras train --config {run_dir / CONFIG_FILE} --output-dir NEW_DIR",
+            exit_code=1)
 
 
 def verify_manifest(path: pathlib.Path) -> None:
     """Checks `path` against the `manifest.json` beside it, when there is one.
 
     Raises:
-        CommandError: the file's checksum differs from the recorded one.
+        CommandError: (exit status 1) the file's checksum differs from the recorded one,
+            or the manifest is damaged.
     """
-    manifest = path.parent / MANIFEST_FILE
-    if not manifest.is_file():
-        return
-    try:
-        recorded = json.loads(manifest.read_text(encoding="utf-8"))["sha256"].get(path.name)
-    except (OSError, ValueError, KeyError, AttributeError) as error:
-        raise CommandError(f"Cannot read {manifest}: {error}", exit_code=1) from None
-    if recorded is not None and sha256_file(path) != recorded:
+    recorded = read_manifest(path.parent)
+    if recorded is not None and path.name in recorded and changed_files(
+            path.parent, {path.name: recorded[path.name]}):
         raise CommandError(
-            f"{path} is damaged: its SHA-256 differs from the one recorded in {manifest} when "
-            "the run finished. Retrain, or restore the file from a backup.", exit_code=1)
+            f"{path} is damaged: its SHA-256 differs from the one recorded in "
+            f"{path.parent / MANIFEST_FILE} when the run finished. Retrain, or restore the "
+            "file from a backup.", exit_code=1)
 
 
 def default_run_dir(dataset: str, root: str | os.PathLike = "runs") -> pathlib.Path:

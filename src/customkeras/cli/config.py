@@ -11,7 +11,7 @@ import json
 import pathlib
 from collections.abc import Mapping
 
-from customkeras import experiments
+from customkeras import _checks, experiments
 from customkeras.cli.errors import CommandError
 from customkeras.training.strategies import STRATEGIES
 
@@ -22,6 +22,10 @@ FASHION_DEFAULTS = {"optimizer": "nadam", "lr": 1e-2}
 COMMON_DEFAULTS = {"model": "mlp", "epochs": 5, "batch_size": 32, "seed": 42}
 HOUSING_DEFAULTS = {"loss": "mse", "threshold": 1.0, "metrics": ("mae",)}
 SPLIT_KEYS = ("lower_optimizer", "lower_lr", "upper_optimizer", "upper_lr")
+# What may change when a run is resumed: it does not change what is computed.
+RESUMABLE = ("epochs", "data_dir", "strategy")
+# Counts fit TensorFlow's int32 step and epoch counters.
+COUNT_MAX = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,15 +35,17 @@ class RunConfig:
     `optimizer`/`lr` are set for a single-optimizer run; `lower_*`/`upper_*` instead
     for exercise 13b's two optimizers (Fashion-MNIST only). `strategy` (a name in
     `customkeras.training.STRATEGIES`) says where it runs; the results do not depend
-    on it (to float rounding), so a resumed run may change it.
+    on it (to float rounding), so a resumed run may change it. `experiment` names a
+    user's own experiment function (`MODULE:FUNCTION` or `FILE.py:FUNCTION`) instead
+    of a dataset; its model, loss, optimizer and metrics are the function's.
     """
 
-    dataset: str
-    model: str
+    dataset: str | None
+    model: str | None
     epochs: int
     batch_size: int
     seed: int
-    loss: str
+    loss: str | None
     metrics: tuple[str, ...]
     optimizer: str | None = None
     lr: float | None = None
@@ -51,6 +57,7 @@ class RunConfig:
     max_train_samples: int | None = None
     data_dir: str | None = None
     strategy: str = "default"
+    experiment: str | None = None
 
     @property
     def split_optimizers(self) -> bool:
@@ -67,6 +74,15 @@ class RunConfig:
         values["metrics"] = list(self.metrics)
         return values
 
+    def fixed_values(self) -> dict:
+        """The values a resumed run must keep: all but `RESUMABLE`."""
+        return {k: v for k, v in self.to_dict().items() if k not in RESUMABLE}
+
+    @property
+    def name(self) -> str:
+        """The dataset, or the experiment's reference."""
+        return self.experiment or self.dataset
+
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
 
@@ -76,16 +92,12 @@ def _check_choice(key: str, value, choices) -> None:
         raise CommandError(f"Unknown {key} {value!r}. Choose from: {', '.join(choices)}.")
 
 
-def _check_number(key: str, value, kind: type, minimum, inclusive: bool = True):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise CommandError(f"{key} must be a number, got {value!r}.")
-    if kind is int and value != int(value):
-        raise CommandError(f"{key} must be an integer, got {value!r}.")
-    value = kind(value)
-    if value < minimum or (not inclusive and value == minimum):
-        relation = ">=" if inclusive else ">"
-        raise CommandError(f"{key} must be {relation} {minimum}, got {value!r}.")
-    return value
+def _checked(check, *args):
+    """Runs a `customkeras._checks` check; its TypeError/ValueError becomes a usage error."""
+    try:
+        return check(*args)
+    except (TypeError, ValueError) as error:
+        raise CommandError(str(error)) from None
 
 
 def _parse_metrics(value) -> tuple[str, ...]:
@@ -114,8 +126,10 @@ def resolve(values: Mapping) -> RunConfig:
             f"Unknown configuration key(s) {', '.join(unknown)}. Valid keys: {', '.join(FIELDS)}."
         )
     dataset = values.get("dataset")
-    _check_choice("dataset", dataset, experiments.DATASETS)
     given = {key: value for key, value in values.items() if value is not None}
+    if values.get("experiment") is not None:
+        return _resolve_experiment(given)
+    _check_choice("dataset", dataset, experiments.DATASETS)
     resolved = {**COMMON_DEFAULTS, **given}
 
     if dataset == experiments.FASHION_MNIST:
@@ -166,13 +180,36 @@ def resolve(values: Mapping) -> RunConfig:
             _check_choice(key.replace("_", " "), resolved[key], tuple(experiments.OPTIMIZERS))
     for key in ("lr", "lower_lr", "upper_lr", "threshold"):
         if key in resolved:
-            resolved[key] = _check_number(key, resolved[key], float, 0.0, inclusive=False)
-    resolved["epochs"] = _check_number("epochs", resolved["epochs"], int, 1)
-    resolved["batch_size"] = _check_number("batch_size", resolved["batch_size"], int, 1)
-    resolved["seed"] = _check_number("seed", resolved["seed"], int, 0)
-    if "max_train_samples" in resolved:
-        resolved["max_train_samples"] = _check_number(
-            "max_train_samples", resolved["max_train_samples"], int, 1)
+            resolved[key] = _checked(_checks.positive_float, key, resolved[key])
+    for key in ("epochs", "batch_size", "max_train_samples"):
+        if key in resolved:
+            resolved[key] = _checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
+    resolved["seed"] = _checked(_checks.seed, "seed", resolved["seed"])
+    if "data_dir" in resolved:
+        resolved["data_dir"] = str(resolved["data_dir"])
+    return RunConfig(**resolved)
+
+
+EXPERIMENT_KEYS = ("experiment", "epochs", "batch_size", "seed", "max_train_samples",
+                   "data_dir", "strategy")
+
+
+def _resolve_experiment(given: dict) -> RunConfig:
+    reference = _checked(_checks.instance, "experiment", given["experiment"], str, "a string")
+    others = sorted(set(given) - set(EXPERIMENT_KEYS))
+    if others:
+        raise CommandError(
+            f"{', '.join(others)} cannot be given with an experiment function ({reference}): "
+            "it builds its own model, loss, optimizer and metrics. Only "
+            f"{', '.join(EXPERIMENT_KEYS[1:])} apply.")
+    resolved = {**COMMON_DEFAULTS, **given, "dataset": None, "model": None, "loss": None,
+                "metrics": ()}
+    resolved.setdefault("strategy", "default")
+    _check_choice("strategy", resolved["strategy"], STRATEGIES)
+    for key in ("epochs", "batch_size", "max_train_samples"):
+        if key in resolved:
+            resolved[key] = _checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
+    resolved["seed"] = _checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
         resolved["data_dir"] = str(resolved["data_dir"])
     return RunConfig(**resolved)
@@ -185,32 +222,57 @@ def to_json(config: RunConfig, **run_info) -> str:
     return json.dumps(document, indent=2, sort_keys=False) + "\n"
 
 
-def load(path: str | pathlib.Path) -> dict:
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows (expected a finite number)")
+
+
+def load(path: str | pathlib.Path, *, run_file: bool = False) -> dict:
     """Reads the configuration values of a `config.json` (or a flat JSON object of them).
+
+    Args:
+        path: the file.
+        run_file: whether it is a run directory's own `config.json` (then a bad file
+            is a damaged run, exit status 1) rather than one the user gave with
+            `--config` (bad usage, exit status 2). Defaults to False.
 
     Returns:
         The raw values, to be merged with command-line options and passed to `resolve`.
 
     Raises:
-        CommandError: the file is missing, is not JSON, or has the wrong format.
+        CommandError: the file is missing, is not strict JSON (`NaN` and `Infinity`
+            are refused), or has the wrong format.
     """
     path = pathlib.Path(path)
+    code, what = (1, "damaged") if run_file else (2, "invalid")
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
-        raise CommandError(f"Configuration file {path} does not exist.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CommandError(f"Cannot read configuration file {path}: {error}") from None
+        raise CommandError(f"Configuration file {path} does not exist.", exit_code=code) from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise CommandError(f"Configuration file {path} is {what}: {error}",
+                           exit_code=code) from None
     if not isinstance(document, dict):
-        raise CommandError(f"Configuration file {path} must hold a JSON object.")
+        raise CommandError(f"Configuration file {path} is {what}: it must hold a JSON object.",
+                           exit_code=code)
     if "format" in document:
         if document["format"] != CONFIG_FORMAT or document.get("version") != CONFIG_VERSION:
             raise CommandError(
                 f"{path} is not a customkeras run configuration (format "
                 f"{document.get('format')!r} version {document.get('version')!r}; expected "
-                f"{CONFIG_FORMAT!r} version {CONFIG_VERSION})."
-            )
+                f"{CONFIG_FORMAT!r} version {CONFIG_VERSION}).", exit_code=code)
         document = document.get("config")
         if not isinstance(document, dict):
-            raise CommandError(f"{path} has no 'config' object.")
+            raise CommandError(f"Configuration file {path} is {what}: it has no 'config' "
+                               "object.", exit_code=code)
     return document
+
+
+def resolve_run_file(path: pathlib.Path, values: Mapping | None = None) -> RunConfig:
+    """`resolve` for a run's own `config.json`: any problem is a damaged run (exit 1)."""
+    try:
+        return resolve(values if values is not None else load(path, run_file=True))
+    except CommandError as error:
+        if error.exit_code == 1:
+            raise
+        raise CommandError(f"Configuration file {path} is damaged: {error}",
+                           exit_code=1) from None

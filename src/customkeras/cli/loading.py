@@ -28,29 +28,62 @@ class ModelSource:
 def find_model(path: str) -> ModelSource:
     """Accepts a run directory (its `model.keras`) or a `.keras` file.
 
+    A run's files are read, never locked: another process may train other runs meanwhile.
+
     Raises:
-        CommandError: nothing loadable at `path`.
+        CommandError: nothing loadable at `path`; an unfinished run (no manifest); a run
+            whose `config.json` is damaged or was edited after it finished (exit 1).
     """
     location = pathlib.Path(path)
     model_path = location / artifacts.MODEL_FILE if location.is_dir() else location
+    run_dir = model_path.parent
+    is_run = (run_dir / artifacts.CONFIG_FILE).is_file()
     if not model_path.is_file():
         hint = (f" (the run has no {artifacts.MODEL_FILE} yet: it did not finish; "
                 f"resume it with 'customkeras train --resume {location}')"
-                if location.is_dir() and (location / artifacts.CONFIG_FILE).is_file() else "")
+                if location.is_dir() and is_run else "")
         raise CommandError(f"No model at {model_path}{hint}.", exit_code=1)
-    config_path = model_path.parent / artifacts.CONFIG_FILE
-    run_values = config.load(config_path) if config_path.is_file() else None
+    if not is_run:
+        return ModelSource(model_path, None)
+    if artifacts.read_manifest(run_dir) is None:
+        raise CommandError(
+            f"{run_dir} did not finish: it has no {artifacts.MANIFEST_FILE}, so its "
+            f"{artifacts.MODEL_FILE} cannot be checked. Finish it with 'customkeras train "
+            f"--resume {run_dir}'.", exit_code=1)
+    artifacts.check_config_unchanged(run_dir)
+    run_values = config.load(run_dir / artifacts.CONFIG_FILE, run_file=True)
+    if run_values.get("experiment") is not None:
+        raise CommandError(
+            f"{run_dir} trained your experiment {run_values['experiment']}: its test results "
+            f"are in {artifacts.METRICS_FILE}; load the model in Python with "
+            "keras.saving.load_model (evaluate and predict use the built-in datasets).",
+            exit_code=1)
     return ModelSource(model_path, run_values)
+
+
+def _check_archive(path: pathlib.Path) -> None:
+    # Keras reports a truncated .keras file as "File not found": say what it is.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise CommandError(f"{path} is damaged or truncated: it is not a valid .keras "
+                           f"archive ({error}). Retrain, or restore it from a backup.",
+                           exit_code=1) from None
+    if bad is not None:
+        raise CommandError(f"{path} is damaged: its member {bad} fails its CRC check. "
+                           "Retrain, or restore it from a backup.", exit_code=1)
 
 
 def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
     """Loads a `.keras` model in safe mode (or not, if `unsafe`), after checking its checksum.
 
     Raises:
-        CommandError: the file is damaged, needs unsafe deserialization (and `unsafe`
-            is False), or uses classes that are not registered.
+        CommandError: the file is damaged or truncated, needs unsafe deserialization
+            (and `unsafe` is False), or uses classes that are not registered.
     """
     artifacts.verify_manifest(path)
+    _check_archive(path)
     try:
         return keras.saving.load_model(path, safe_mode=not unsafe)
     except ValueError as error:

@@ -3,9 +3,14 @@
 Under a multi-worker strategy every worker runs this same code on the same data: all of
 them train, checkpoint (collectively) and evaluate, but only the chief writes the run's
 files (config, history, plot, TensorBoard logs, model, metrics, manifest) and prints the
-summary; the others keep nothing (see `checkpoints`).
+summary; the others keep nothing (see `customkeras.training.run.RunCheckpoint`).
+
+Library errors become one-line messages here: a checkpoint that cannot be read or
+written (`CheckpointError`) and any `OSError` while writing (a full disk) exit with
+status 1, keeping the last good checkpoint.
 """
 
+import dataclasses
 import pathlib
 import sys
 
@@ -14,13 +19,20 @@ import tensorflow as tf
 
 import customkeras
 from customkeras import experiments, training
-from customkeras.cli import artifacts, config, loading
+from customkeras.cli import artifacts, config, custom, loading, resume
 from customkeras.cli.cluster import worker_failures
-from customkeras.cli.checkpoints import EpochCheckpoint, RunCheckpoint
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
-from customkeras.cli.interrupt import EXIT_INTERRUPTED, GracefulInterrupt
 from customkeras.training import distribution
+from customkeras.training.run import (EXIT_INTERRUPTED, CheckpointError, EpochCheckpoint,
+                                      GracefulInterrupt, RunCheckpoint)
+
+
+@dataclasses.dataclass
+class _Data:
+    train: object
+    validation: object = None
+    test: object = None
 
 
 def build_trainer(run_config: config.RunConfig, strategy: tf.distribute.Strategy | None = None
@@ -31,15 +43,48 @@ def build_trainer(run_config: config.RunConfig, strategy: tf.distribute.Strategy
     checkpoint of the run, and a restore into this trainer, has the same structure.
     Everything is created inside `strategy.scope()` (default: no distribution).
     """
+    trainer, model, _ = _build(run_config, strategy)
+    return trainer, model
+
+
+def _build(run_config, strategy=None, with_data=False):
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(run_config.seed)
+    data = None
     with strategy.scope():
-        experiment = experiments.build_experiment(run_config.dataset,
-                                                  **run_config.experiment_arguments())
-        trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
-                                   experiment.metrics, strategy=strategy)
-        trainer.optimizer.build(experiment.model.trainable_variables)
-    return trainer, experiment.model
+        if run_config.experiment is not None:
+            built = custom.build(run_config.experiment)
+            data = _Data(custom.truncate(built.train, run_config.max_train_samples),
+                         built.validation, built.test)
+            custom.build_model(built.model, data.train)
+            trainer = _custom_trainer(built.model, strategy)
+            model = built.model
+        else:
+            experiment = experiments.build_experiment(run_config.dataset,
+                                                      **run_config.experiment_arguments())
+            trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
+                                       experiment.metrics, strategy=strategy)
+            model = experiment.model
+        trainer.optimizer.build(model.trainable_variables)
+    if with_data and data is None:
+        splits = loading.load_data(run_config.dataset, run_config.data_dir,
+                                   run_config.max_train_samples)
+        data = _Data(splits.train, splits.valid, splits.test)
+    return trainer, model, data
+
+
+def _custom_trainer(model, strategy):
+    try:
+        return training.Trainer(model, strategy=strategy)
+    except TypeError:
+        # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
+        compiled = getattr(getattr(model, "_compile_config", None), "config", None) or {}
+        if getattr(model, "optimizer", None) is None or compiled.get("loss") is None:
+            raise CommandError("The experiment's model is not compiled: call model.compile("
+                               "loss=..., optimizer=..., metrics=...) in the function.",
+                               exit_code=1) from None
+        return training.Trainer(model, compiled["loss"], model.optimizer,
+                                compiled.get("metrics") or (), strategy=strategy)
 
 
 def _optimizers(trainer: training.Trainer) -> list:
@@ -55,6 +100,8 @@ def _shown(path: pathlib.Path) -> pathlib.Path:
 
 
 def _title(run_config: config.RunConfig) -> str:
+    if run_config.experiment is not None:
+        return run_config.experiment.rsplit("/", 1)[-1]
     if run_config.split_optimizers:
         optimizer = (f"lower {run_config.lower_optimizer} {run_config.lower_lr:g}, "
                      f"upper {run_config.upper_optimizer} {run_config.upper_lr:g}")
@@ -84,7 +131,8 @@ def _write_history(run_dir: pathlib.Path, history: dict, run_config: config.RunC
 
 
 def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
-    print(f"\nTest results after {n_epochs} epoch(s): {_format_results(results)}")
+    print(f"\nTest results after {n_epochs} epoch(s): {_format_results(results)}"
+          if results else f"\nTrained {n_epochs} epoch(s) (no test data to evaluate).")
     run_dir = _shown(run_dir)
     print(f"Run directory: {run_dir}")
     rows = [
@@ -102,26 +150,42 @@ def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
         print(f"  {name:<{width}}  {description}")
 
 
-def _finish(run_dir, run_config, trainer, model, splits, history) -> int:
-    results = trainer.evaluate(*splits.test, batch_size=run_config.batch_size)
-    results = {name: float(value) for name, value in results.items()}
+def _evaluate(trainer, data: _Data, batch_size: int) -> dict:
+    if data.test is None:
+        return {}
+    args, kwargs = custom.fit_arguments(data.test)
+    results = trainer.evaluate(*args, batch_size=batch_size, **kwargs)
+    return {name: float(value) for name, value in results.items()}
+
+
+def _finish(run_dir, run_config, trainer, model, data, history) -> int:
+    results = _evaluate(trainer, data, run_config.batch_size)
     if not distribution.is_chief(trainer.strategy):
         print(f"Worker finished: test {_format_results(results)}. The chief wrote the run's "
               f"files to {_shown(run_dir)}.")
         return 0
+    _write_history(run_dir, history, run_config)
     with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
         model.save(tmp)
     artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE, artifacts.as_test_metrics(results))
-    artifacts.write_manifest(run_dir, [
-        artifacts.MODEL_FILE, artifacts.METRICS_FILE, artifacts.HISTORY_CSV,
-        artifacts.HISTORY_JSON, artifacts.CURVES_FILE, artifacts.CONFIG_FILE])
+    # Last: the run is finished once its manifest exists (a kill before leaves it resumable).
+    artifacts.write_manifest(run_dir)
     _print_summary(run_dir, results, len(next(iter(history.values()), [])))
     return 0
+
+
+def _write_failure(run_dir: pathlib.Path, what: str, latest: str | None) -> CommandError:
+    kept = (f"The last good checkpoint ({_shown(pathlib.Path(latest))}) is kept; "
+            if latest else "")
+    return CommandError(f"{what}. {kept}once the cause is fixed (e.g. space freed), continue "
+                        f"with: customkeras train --resume {_shown(run_dir)}", exit_code=1)
 
 
 def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
           verbose="auto", strategy: tf.distribute.Strategy | None = None) -> int:
     """Trains (or resumes) the run in `run_dir` and writes its artifacts.
+
+    The caller owns `run_dir` (see `customkeras.cli.rundir`).
 
     Args:
         strategy: the `tf.distribute.Strategy` to train under (already created: a
@@ -130,71 +194,100 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
 
     Returns:
         0 when training finished, 130 when interrupted by Ctrl-C (after checkpointing).
+
+    Raises:
+        CommandError: a checkpoint cannot be read or written, a file cannot be written
+            (exit status 1), or the run's configuration does not match its checkpoints.
     """
     strategy = strategy or tf.distribute.get_strategy()
+    state = {"latest": None}
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
-        return _train(run_config, run_dir, resume, verbose, strategy)
+        try:
+            return _train(run_config, run_dir, resume, verbose, strategy, state)
+        except CheckpointError as error:
+            raise _write_failure(run_dir, str(error), state["latest"]) if (
+                "Cannot write" in str(error)) else CommandError(str(error), exit_code=1) from None
+        except OSError as error:
+            where = error.filename or "a file of the run"
+            raise _write_failure(run_dir, f"Cannot write {where}: {error.strerror or error}",
+                                 state["latest"]) from None
 
 
-def _train(run_config, run_dir, resume, verbose, strategy) -> int:
+def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     chief = distribution.is_chief(strategy)
-    splits = loading.load_data(run_config.dataset, run_config.data_dir,
-                               run_config.max_train_samples)
-    trainer, model = build_trainer(run_config, strategy)
+    if resume_run:
+        resume.check_against_checkpoints(run_dir, run_config)
+    trainer, model, data = _build(run_config, strategy, with_data=True)
     temporary = None if chief else (run_dir / artifacts.CHECKPOINT_DIR /
                                     f"workertemp_{strategy.cluster_resolver.task_id}")
     checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, _optimizers(trainer),
                                temporary_directory=temporary)
-    completed, history = 0, {}
-    if resume:
-        restored = checkpoint.restore()
-        if restored is not None:
-            completed, history = restored
-        if completed > run_config.epochs:
-            raise CommandError(
-                f"{run_dir} already has {completed} epochs; --epochs must be at least that.")
-        if completed == run_config.epochs and (run_dir / artifacts.METRICS_FILE).is_file():
-            print(f"{run_dir} is already complete ({completed} epochs); nothing to do. "
-                  "Give --epochs N to train further.")
-            return 0
-        print(f"Resuming {run_dir} after epoch {completed} of {run_config.epochs}."
-              if restored is not None else
-              f"{run_dir} has no checkpoint yet: training it from the start.")
-    if chief:  # written first, so that a run killed at any later point can be resumed
-        _write_config(run_dir, run_config)
-    else:  # the chief shows the progress
-        verbose = 0 if verbose == "auto" else verbose
-
-    interrupt = GracefulInterrupt(model)
     # history.csv/json follow every checkpoint (a killed run still shows its progress);
     # the plot is drawn once at the end, as it costs more than a short epoch.
     epoch_checkpoint = EpochCheckpoint(
-        checkpoint, history,
+        checkpoint, metadata=resume.metadata(run_config),
         on_epoch_saved=(lambda h: artifacts.write_history(run_dir, h)) if chief else None)
+    completed = 0
+    if resume_run:
+        restored = epoch_checkpoint.restore()
+        for path, reason in (restored.skipped if restored else ()):
+            print(f"Skipped checkpoint {pathlib.Path(path).name}: it cannot be read "
+                  f"(damaged or truncated: {reason}); resuming from "
+                  f"{pathlib.Path(restored.path).name}.", file=sys.stderr, flush=True)
+        completed = restored.completed_epochs if restored is not None else 0
+        state["latest"] = restored.path if restored is not None else None
+        if completed > run_config.epochs:
+            raise CommandError(
+                f"{run_dir} already has {completed} epochs; --epochs must be at least that.")
+        if completed == run_config.epochs:
+            reason = resume.unfinished_reason(run_dir)
+            if reason is None:
+                print(f"{run_dir} is already complete ({completed} epochs); nothing to do. "
+                      "Give --epochs N to train further.")
+                return 0
+            print(f"{run_dir} has all {completed} epochs but {reason}: writing its results "
+                  f"again from its last checkpoint ({pathlib.Path(restored.path).name}).")
+        else:
+            print(f"Resuming {run_dir} after epoch {completed} of {run_config.epochs}."
+                  if restored is not None else
+                  f"{run_dir} has no checkpoint yet: training it from the start.")
+    if chief:
+        # The run is unfinished from now on; config.json first, so that a run killed at
+        # any later point can be resumed.
+        (run_dir / artifacts.MANIFEST_FILE).unlink(missing_ok=True)
+        _write_config(run_dir, run_config)
+    else:  # the chief shows the progress
+        verbose = 0 if verbose == "auto" else verbose
+    if completed == run_config.epochs:
+        return _finish(run_dir, run_config, trainer, model, data, epoch_checkpoint.history)
+
+    interrupt = GracefulInterrupt(model)
     callbacks = [epoch_checkpoint, interrupt]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR),
                                                      write_graph=False))
+    args, kwargs = custom.fit_arguments(data.train)
     try:
         with interrupt:
-            trainer.fit(*splits.train, epochs=run_config.epochs, batch_size=run_config.batch_size,
-                        validation_data=splits.valid, shuffle=True, callbacks=callbacks,
-                        verbose=verbose, seed=run_config.seed, initial_epoch=completed)
+            trainer.fit(*args, epochs=run_config.epochs, batch_size=run_config.batch_size,
+                        validation_data=data.validation, shuffle=True, callbacks=callbacks,
+                        verbose=verbose, seed=run_config.seed, initial_epoch=completed, **kwargs)
     except training.TrainingDivergedError as error:
         if chief:
             _write_history(run_dir, epoch_checkpoint.history, run_config)
         raise CommandError(f"{error}\nThe checkpoints in {run_dir / artifacts.CHECKPOINT_DIR} "
                            "hold the last whole epoch before it.", exit_code=1) from None
     finally:
+        state["latest"] = checkpoint.latest
         checkpoint.remove_temporary()
     history = epoch_checkpoint.history
-    if chief:
-        _write_history(run_dir, history, run_config)
     done = epoch_checkpoint.completed_epochs
     # `model.stop_training` too: in a multi-worker run, a Ctrl-C on any worker stops all.
     if (interrupt.requested or model.stop_training) and done < run_config.epochs:
+        if chief:
+            _write_history(run_dir, history, run_config)
         print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
               f"Checkpoint: {checkpoint.latest}\nResume with:\n"
               f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
-    return _finish(run_dir, run_config, trainer, model, splits, history)
+    return _finish(run_dir, run_config, trainer, model, data, history)

@@ -12,7 +12,7 @@ import argparse
 import pathlib
 
 from customkeras import experiments
-from customkeras.cli import artifacts, cluster, config, run
+from customkeras.cli import artifacts, cluster, config, custom, resume, run, rundir
 from customkeras.cli.errors import CommandError
 from customkeras.training import STRATEGIES, distribution
 
@@ -22,16 +22,35 @@ examples:
   customkeras train fashion-mnist --lower-optimizer sgd --lower-lr 1e-4 \\
       --upper-optimizer nadam --upper-lr 1e-3          exercise 13b: one optimizer per layer group
   customkeras train housing --model residual --loss huber --threshold 2 --metrics huber,mae
+  customkeras train my_experiment.py:build --epochs 3    your own model and data (see below)
   customkeras train --config runs/fashion-mnist-20250101-120000/config.json   repeat a run
   customkeras train --resume runs/fashion-mnist-20250101-120000               continue a run
   customkeras train --resume RUN_DIR --epochs 10                              ... for more epochs
   TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker",
   "index": 0}}' customkeras train fashion-mnist --strategy multi-worker --output-dir SHARED_DIR
                                    one process per worker, each with its own task index
+
+your own experiment: MODULE:FUNCTION or FILE.py[:FUNCTION] (default function: experiment)
+  names a function without arguments returning {"model": compiled_model, "train": (x, y),
+  "validation": (x, y), "test": (x, y)} (or the tuple (model, train[, validation[, test]]));
+  it is called after seeding, inside the --strategy's scope. The run gets the same run
+  directory, --resume, plots and TensorBoard logs as the built-in experiments.
 """
 
-# Options that may change when resuming: they do not change what is computed.
-RESUMABLE_OPTIONS = ("epochs", "data_dir", "strategy")
+CUSTOM = "MODULE:FUNCTION"  # the sub-command standing for any experiment function
+
+
+class _DatasetOrExperiment(argparse._SubParsersAction):
+    """The dataset sub-commands, where an unknown name that looks like `MODULE:FUNCTION`
+    or `FILE.py` selects the experiment-function sub-command (argparse has no hook for
+    open-ended sub-command names)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        name = values[0]
+        if name not in self._name_parser_map and custom.looks_like_reference(name):
+            setattr(namespace, "experiment", name)
+            values = [CUSTOM, *values[1:]]
+        super().__call__(parser, namespace, values, option_string)
 
 
 def _seconds(value: str) -> float:
@@ -59,9 +78,9 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                            help="repeat the run described by a config.json (options given "
                                 "here override its values; the output goes to a new directory)")
     run_group.add_argument("--resume", metavar="RUN_DIR", default=s,
-                           help="continue an interrupted run from its last checkpoint "
-                                "(only --epochs, --data-dir, --strategy, --worker-timeout and "
-                                "--verbose may change)")
+                           help="continue an interrupted run from its last checkpoint (other "
+                                "options may repeat the run's values; only --epochs, --data-dir, "
+                                "--strategy, --worker-timeout and --verbose may change)")
     run_group.add_argument("--output-dir", metavar="DIR", default=s,
                            help="where the run's files go (default: runs/<dataset>-<timestamp>)")
     run_group.add_argument("--data-dir", metavar="DIR", default=s,
@@ -110,7 +129,8 @@ def add_parser(subparsers) -> None:
                     "config.json, TensorBoard logs and epoch checkpoints to its directory.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common_options(parser)
-    datasets = parser.add_subparsers(dest="dataset", metavar="DATASET")
+    datasets = parser.add_subparsers(dest="dataset", metavar="DATASET",
+                                     action=_DatasetOrExperiment)
     fashion = datasets.add_parser(
         "fashion-mnist", help="exercise 13: an MLP on Fashion-MNIST",
         description="Exercise 13 on Fashion-MNIST: Flatten -> Dense(100, relu) -> "
@@ -149,12 +169,26 @@ def add_parser(subparsers) -> None:
                             help="comma-separated metrics among "
                                  f"{', '.join(experiments.HOUSING_METRICS)}; huber is "
                                  "customkeras.metrics.HuberMetric (default: mae)")
+    own = datasets.add_parser(
+        CUSTOM, help="your own experiment: a function returning a compiled model and data",
+        description="Train your own experiment: MODULE:FUNCTION or FILE.py[:FUNCTION] names a "
+                    "function without arguments that returns the model and the data (see the "
+                    "notes at the end of 'customkeras train --help').",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_common_options(own)
     parser.set_defaults(handler=handle)
 
 
 def _options(args: argparse.Namespace) -> dict:
     return {key: value for key, value in vars(args).items()
-            if key in config.FIELDS and key != "dataset"}
+            if key in config.FIELDS and key not in ("dataset", "experiment")}
+
+
+def _target(args: argparse.Namespace) -> dict:
+    """The dataset or experiment function named on the command line, if any."""
+    if getattr(args, "experiment", None) is not None:
+        return {"experiment": custom.normalize(args.experiment)}
+    return {"dataset": args.dataset} if args.dataset is not None else {}
 
 
 def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.Path]:
@@ -162,35 +196,41 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
     config_file = run_dir / artifacts.CONFIG_FILE
     if not config_file.is_file():
         raise CommandError(f"{run_dir} is not a run directory: it has no {artifacts.CONFIG_FILE}.")
-    options = _options(args)
-    fixed = sorted(set(options) - set(RESUMABLE_OPTIONS))
-    for name in ("config", "output_dir"):
-        if hasattr(args, name):
-            fixed.append(name)
-    if fixed:
-        flags = ", ".join("--" + name.replace("_", "-") for name in fixed)
-        raise CommandError(
-            f"--resume continues a run with its own configuration; {flags} cannot change. "
-            "Only --epochs, --data-dir, --strategy, --worker-timeout and --verbose can. Start a "
-            "new run to change the rest.")
-    values = config.load(config_file)
-    if args.dataset is not None and args.dataset != values.get("dataset"):
-        raise CommandError(f"{run_dir} is a {values.get('dataset')} run, not {args.dataset}.")
-    values.update(options)
-    return config.resolve(values), run_dir.resolve()
+    artifacts.check_config_unchanged(run_dir)
+    values = config.load(config_file, run_file=True)
+    run_config = config.resolve_run_file(config_file, values)
+    # The same command line with --resume added is fine: compare values, not presence.
+    given = dict(values)
+    if hasattr(args, "config"):
+        given.update(config.load(args.config))
+    target = _target(args)
+    given.update(target)
+    if "experiment" in target and run_config.experiment is None or (
+            "dataset" in target and run_config.experiment is not None):
+        raise CommandError(f"{run_dir} is a {run_config.name} run, not "
+                           f"{target.get('experiment') or target.get('dataset')}.")
+    given.update(_options(args))
+    resume.refuse_changes(run_dir, run_config, config.resolve(given))
+    if hasattr(args, "output_dir") and pathlib.Path(args.output_dir).resolve() != run_dir.resolve():
+        raise CommandError(f"--resume continues the run in {run_dir}; --output-dir "
+                           f"{args.output_dir} would change where it is. Start a new run to "
+                           "write elsewhere.")
+    return config.resolve({**values, **{k: v for k, v in _options(args).items()
+                                        if k in config.RESUMABLE}}), run_dir.resolve()
 
 
 def _new_config(args: argparse.Namespace) -> config.RunConfig:
     values = config.load(args.config) if hasattr(args, "config") else {}
-    if args.dataset is not None:
-        if values.get("dataset") not in (None, args.dataset):
-            raise CommandError(
-                f"{args.config} describes a {values['dataset']} run, not {args.dataset}.")
-        values["dataset"] = args.dataset
-    if values.get("dataset") is None:
+    target = _target(args)
+    for key, value in target.items():
+        if values.get(key) not in (None, value):
+            raise CommandError(f"{args.config} describes a {values[key]} run, not {value}.")
+    values.update(target)
+    if values.get("dataset") is None and values.get("experiment") is None:
         raise CommandError(
             "Choose a dataset: 'customkeras train fashion-mnist' or 'customkeras train "
-            "housing' (or give --config FILE or --resume RUN_DIR). See 'customkeras train -h'.")
+            "housing', or your own experiment: 'customkeras train MODULE:FUNCTION' (or give "
+            "--config FILE or --resume RUN_DIR). See 'customkeras train -h'.")
     values.update(_options(args))
     return config.resolve(values)
 
@@ -202,25 +242,25 @@ def handle(args: argparse.Namespace) -> int:
     if hasattr(args, "resume"):
         run_config, run_dir = _resume_config(args)
         strategy = cluster.start_strategy(run_config.strategy, timeout)
-        return run.train(run_config, run_dir, resume=True, verbose=verbose, strategy=strategy)
+        if not distribution.is_chief(strategy):  # the chief owns the directory
+            return run.train(run_config, run_dir, resume=True, verbose=verbose,
+                             strategy=strategy)
+        with rundir.existing_run(run_dir):
+            return run.train(run_config, run_dir, resume=True, verbose=verbose,
+                             strategy=strategy)
     run_config = _new_config(args)
     if run_config.strategy == "multi-worker" and not hasattr(args, "output_dir"):
         raise CommandError(
             "--strategy multi-worker needs --output-dir: the same directory for every worker "
             "(on a file system they share, for --resume to work).")
     strategy = cluster.start_strategy(run_config.strategy, timeout)
-    output = getattr(args, "output_dir", None) or artifacts.default_run_dir(run_config.dataset)
+    output = getattr(args, "output_dir", None) or artifacts.default_run_dir(
+        run_config.dataset or "experiment")
     if not distribution.is_chief(strategy):
         # Only the chief writes the run; this worker needs the directory for its
         # temporary checkpoint copies.
         run_dir = pathlib.Path(output).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
-    run_dir = artifacts.prepare_run_dir(output)
-    try:
+    with rundir.new_run(output) as run_dir:
         return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
-    except CommandError:
-        # Failed before writing anything (e.g. no data): leave no empty run behind.
-        if not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise

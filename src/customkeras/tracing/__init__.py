@@ -17,7 +17,7 @@ Everything here traces functions but never executes their graphs, except `count_
 whose wrapper calls the function as the user would.
 """
 
-from customkeras.tracing.command import add_parser, trace_command
+from customkeras.tracing.command import trace_command
 from customkeras.tracing.counting import RetracingError, TraceCounter, count_traces
 from customkeras.tracing.description import FunctionDescription, RetraceProbe, describe
 from customkeras.tracing.graphs import GraphOp, GraphTensor, autograph_source, graph_ops
@@ -29,7 +29,6 @@ __all__ = [
     "RetraceProbe",
     "RetracingError",
     "TraceCounter",
-    "add_parser",
     "autograph_source",
     "count_traces",
     "describe",

@@ -1,8 +1,8 @@
 """Ctrl-C during training: stop cleanly at the next step boundary instead of dying mid-write.
 
-The first SIGINT only sets `model.stop_training`, which the `Trainer` checks between
-executions (and Keras callbacks such as `EarlyStopping` use the same flag), so the running
-step finishes and the checkpoint stays consistent. A second SIGINT aborts at once.
+The first SIGINT only sets `model.stop_training`, which the `Trainer` (and Keras `fit`)
+checks between executions, so the running step finishes and the checkpoint stays
+consistent. A second SIGINT aborts at once with `KeyboardInterrupt`.
 """
 
 import signal
@@ -18,13 +18,25 @@ class GracefulInterrupt(keras.callbacks.Callback):
     """Turns the first Ctrl-C into `model.stop_training = True`; use as context manager.
 
     It is also a callback: passed to `fit`, it re-raises the stop request at the start of
-    training and of each epoch, because trainers reset `stop_training` when they start.
-    Outside the main thread signals cannot be caught; it then does nothing.
+    training, of each epoch and after each batch, because trainers reset `stop_training`
+    when they start. Outside the main thread signals cannot be caught; it then does
+    nothing.
+
+    Args:
+        model: the model whose training to stop.
+        stream: where to say that training will stop. Defaults to `sys.stderr`.
 
     Example:
+
+    >>> import keras, numpy as np
+    >>> from customkeras.training import Trainer
+    >>> from customkeras.training.run import GracefulInterrupt
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    >>> trainer = Trainer(model, "mse", keras.optimizers.SGD(0.1))
     >>> with GracefulInterrupt(model) as interrupt:
-    ...     trainer.fit(x, y, callbacks=[interrupt])
-    >>> interrupt.requested
+    ...     history = trainer.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=2,
+    ...                           callbacks=[interrupt], verbose=0)
+    >>> interrupt.requested  # True after a Ctrl-C: the run stopped between two steps
     False
     """
 

@@ -1,0 +1,167 @@
+"""`EpochCheckpoint`: exact resume of a training run, as a Keras callback."""
+
+import os
+import warnings
+from collections.abc import Callable, Mapping
+
+import keras
+
+from customkeras.training.run.checkpoint import History, RestoredCheckpoint, RunCheckpoint
+
+
+class CheckpointFallbackWarning(UserWarning):
+    """The newest checkpoint could not be read; an older one was restored instead."""
+
+
+def _optimizers(model: keras.Model) -> list:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return []
+    return [optimizer, *getattr(optimizer, "optimizers", ())]
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Checkpoints after each whole epoch, and resumes from the newest checkpoint.
+
+    In `on_train_begin` it restores the newest readable checkpoint (weights, optimizer
+    state, random state, history) and sets `model._initial_epoch`, the Keras convention
+    (as `keras.callbacks.BackupAndRestore` does) that makes `Trainer.fit` and Keras `fit`
+    start at the first epoch not yet done. With the `Trainer`, whose epoch order depends
+    only on `(seed, epoch)`, the resumed run ends with the history and weights of an
+    uninterrupted one. With no checkpoint yet, it saves the initial state first, so a
+    run killed in its first epoch resumes from it.
+
+    An epoch is whole when its last training batch ran (`on_train_batch_end` saw batch
+    index `params["steps"] - 1`; with an unknown number of steps, every epoch that ends
+    is whole). An epoch cut short by `model.stop_training` (Ctrl-C, see
+    `GracefulInterrupt`) is neither recorded nor checkpointed, so resuming replays it
+    from its start.
+
+    Args:
+        checkpoint: a directory, or a `RunCheckpoint`. A directory's checkpoint is made
+            in `on_train_begin` from the model and `model.optimizer` (the `Trainer` sets
+            it; for per-group optimizers, each group's too).
+        extra: with a directory: more trackables to save, e.g. `{"iterator": it}`.
+            Defaults to none.
+        max_to_keep: with a directory: how many checkpoints to keep. Defaults to 2.
+        metadata: a string saved with every checkpoint (e.g. a configuration), read
+            back as `restored.metadata`. Defaults to `""`.
+        on_epoch_saved: called with the history after each epoch's checkpoint, e.g. to
+            keep a CSV file current. Defaults to nothing.
+
+    Attributes:
+        restored: the `RestoredCheckpoint` this run continued from, or None.
+        history: `{name: [value per epoch]}` of every completed epoch, restored ones
+            included.
+
+    Example:
+
+    >>> import tempfile
+    >>> import keras, numpy as np
+    >>> from customkeras.training import Trainer
+    >>> from customkeras.training.run import EpochCheckpoint
+    >>> run_dir = tempfile.mkdtemp()
+    >>> def train(epochs):
+    ...     keras.utils.set_random_seed(1)
+    ...     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    ...     trainer = Trainer(model, "mse", keras.optimizers.SGD(0.1))
+    ...     callback = EpochCheckpoint(run_dir)
+    ...     trainer.fit(np.ones((8, 2)), np.ones((8, 1)), epochs=epochs, seed=0,
+    ...                 callbacks=[callback], verbose=0)
+    ...     return callback
+    >>> train(epochs=1).history["loss"] == train(epochs=2).history["loss"][:1]
+    True
+    >>> train(epochs=2).restored.completed_epochs  # nothing left to do
+    2
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | RunCheckpoint, *,
+                 extra: Mapping | None = None, max_to_keep: int = 2, metadata: str = "",
+                 on_epoch_saved: Callable[[History], None] | None = None):
+        super().__init__()
+        if isinstance(checkpoint, RunCheckpoint):
+            self._checkpoint, self._directory = checkpoint, None
+        elif isinstance(checkpoint, (str, os.PathLike)):
+            self._checkpoint, self._directory = None, os.fspath(checkpoint)
+        else:
+            raise TypeError("`checkpoint` must be a directory or a RunCheckpoint; received "
+                            f"checkpoint={checkpoint!r} (of type {type(checkpoint).__name__})")
+        self._extra, self._max_to_keep = extra, max_to_keep
+        self._metadata = metadata
+        self._on_epoch_saved = on_epoch_saved
+        self._restore_done = False
+        self._last_batch = -1
+        self.restored: RestoredCheckpoint | None = None
+        self.history: History = {}
+
+    @property
+    def checkpoint(self) -> RunCheckpoint | None:
+        """The `RunCheckpoint` written (None before `on_train_begin` for a directory)."""
+        return self._checkpoint
+
+    @property
+    def completed_epochs(self) -> int:
+        """The number of whole epochs the history holds."""
+        return len(next(iter(self.history.values()), []))
+
+    def restore(self) -> RestoredCheckpoint | None:
+        """Restores the newest checkpoint now, instead of in `on_train_begin`.
+
+        For a caller that wants to know where the run stands before calling `fit`.
+        Newer checkpoints that could not be read are listed in `restored.skipped`
+        (no warning is issued).
+
+        Raises:
+            CheckpointError: no checkpoint can be read, or they do not fit the model.
+        """
+        if self._checkpoint is None:
+            raise ValueError("EpochCheckpoint.restore() before training needs a "
+                             "RunCheckpoint; with a directory, the model is known only "
+                             "when training begins")
+        self.restored = self._checkpoint.restore()
+        self.history = ({} if self.restored is None else
+                        {k: list(v) for k, v in self.restored.history.items()})
+        self._restore_done = True
+        return self.restored
+
+    def on_train_begin(self, logs=None):
+        if self._checkpoint is None:
+            optimizers = _optimizers(self.model)
+            if optimizers and not getattr(optimizers[0], "built", True):
+                # Optimizer variables must exist before loading, as BackupAndRestore does.
+                optimizers[0].build(self.model.trainable_variables)
+            self._checkpoint = RunCheckpoint(self._directory, self.model, optimizers,
+                                             extra=self._extra, max_to_keep=self._max_to_keep)
+        if not self._restore_done:
+            self.restore()
+            for path, reason in (self.restored.skipped if self.restored else ()):
+                warnings.warn(f"Checkpoint {path} could not be read ({reason}); resuming "
+                              f"from {self.restored.path}.", CheckpointFallbackWarning,
+                              stacklevel=2)
+        if self.restored is None:
+            # A run interrupted in its first epoch can then resume from its initial state.
+            self._checkpoint.save(self.completed_epochs, self.history, metadata=self._metadata)
+        # `_initial_epoch or initial_epoch` is what fit reads: None leaves its argument alone.
+        self.model._initial_epoch = self.completed_epochs or None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch = -1
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        steps = self.params.get("steps") if self.params else None
+        if steps is not None and self._last_batch + 1 < steps:
+            return
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        self._checkpoint.save(epoch + 1, self.history, metadata=self._metadata)
+        if self._on_epoch_saved is not None:
+            self._on_epoch_saved(self.history)
+
+    def on_train_end(self, logs=None):
+        # Only this fit is affected: a later fit without this callback starts as asked,
+        # and a later fit with it restores again.
+        self.model._initial_epoch = None
+        self._restore_done = False
