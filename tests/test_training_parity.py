@@ -82,12 +82,12 @@ def test_train_step_traced_once_across_epochs_fits_and_sizes():
     trainer.fit(x, y, epochs=3, batch_size=32, validation_data=(x[:40], y[:40]), verbose=0)
     trainer.fit(x[:70], y[:70], epochs=2, batch_size=16, verbose=0)
     trainer.evaluate(x[:33], y[:33], batch_size=8)
-    assert trainer.trace_counts == {"train_step": 1, "test_step": 1}
+    assert trainer.trace_counts == {"train_step": 1, "test_step": 1, "predict_step": 0}
     # Sample weights change the data's structure: one more trace, then no more.
     weights = np.ones(100, "float32")
     trainer.fit(x, y, sample_weight=weights, verbose=0)
     trainer.fit(x[:50], y[:50], sample_weight=weights[:50], epochs=2, verbose=0)
-    assert trainer.trace_counts == {"train_step": 2, "test_step": 1}
+    assert trainer.trace_counts == {"train_step": 2, "test_step": 1, "predict_step": 0}
 
 
 def test_xla_loop_traced_once_per_variant():

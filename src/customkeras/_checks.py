@@ -62,8 +62,14 @@ def instance(name, value, types, expected):
     return value
 
 
-def integer(name, value, minimum=None, maximum=None):
+def integer(name, value, minimum=None, maximum=None, *, alternative=None):
     """Returns `int(value)` if it is an integer within `[minimum, maximum]`.
+
+    Args:
+        name, value: the argument and the value received.
+        minimum, maximum: the bounds (inclusive), or None.
+        alternative: another accepted value, named in the message (the caller
+            checks it first), e.g. `"'auto'"`.
 
     Raises:
         TypeError: `value` is not an integer (a `bool` is not one).
@@ -71,6 +77,8 @@ def integer(name, value, minimum=None, maximum=None):
     """
     bounds = _bounds(minimum, maximum)
     expected = f"an integer {bounds}" if bounds else "an integer"
+    if alternative is not None:
+        expected = f"{expected} or {alternative}"
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"`{name}` must be {expected}; {_received(name, value)}")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):

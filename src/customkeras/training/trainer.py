@@ -88,12 +88,7 @@ class Trainer:
         _checks.instance("model", model, keras.Model, "a keras.Model")
         _checks.one_of("jit_compile", jit_compile, (True, False, "auto"))
         if steps_per_execution != "auto":
-            try:
-                _checks.integer("steps_per_execution", steps_per_execution, 1)
-            except TypeError as error:
-                raise TypeError(f"{error} (or 'auto')") from None
-            except ValueError as error:
-                raise ValueError(f"{error} (or 'auto')") from None
+            _checks.integer("steps_per_execution", steps_per_execution, 1, alternative="'auto'")
         if strategy is not None:
             _checks.instance("strategy", strategy, tf.distribute.Strategy,
                              "a tf.distribute.Strategy or None")
