@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from customkeras.training.errors import TrainingDivergedError
+from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
 
 # Under `jit_compile="auto"`, a loop kind switches to XLA once the steps it has run,
@@ -38,7 +39,7 @@ def is_xla_compile_error(error):
 
 
 def _floats(logs):
-    return {name: float(value) for name, value in logs.items()}
+    return {name: float(value) for name, value in flat_logs(logs).items()}
 
 
 class Controller:

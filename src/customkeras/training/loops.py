@@ -274,7 +274,7 @@ class Loops:
         if not isinstance(logs, dict):
             raise ValueError(f"{where} must return a dict of scalars (its logs, e.g. "
                              f"{{'loss': loss}}); it returns {type(logs).__name__}")
-        for name, value in logs.items():
+        for name, value in flat_logs(logs).items():
             if not isinstance(value, tf.TensorSpec) or value.shape.rank != 0:
                 raise ValueError(
                     f"{where} must return a dict of scalars; its value for key {name!r} "
@@ -449,6 +449,18 @@ class Loops:
     def model_logs(self):
         """The results of `model.metrics`, by name (dict results are merged in)."""
         return self.model.get_metrics_result()
+
+
+def flat_logs(logs):
+    """Nested dicts of logs merged into one, as Keras `fit` reports them (a compiled
+    model's `compile_metrics` result is a dict)."""
+    flat = {}
+    for name, value in logs.items():
+        if isinstance(value, dict):
+            flat.update(flat_logs(value))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _tensor_arrays(spec):
