@@ -1,162 +1,133 @@
-"""Training speed of `customkeras.training.Trainer` against Keras `fit` and the chapter's loop.
+"""Training speed of `customkeras.training.Trainer` against the peers a user would pick instead.
 
-Same data for every contender: Fashion-MNIST through `customkeras.datasets` when a data
-directory is available (`CUSTOMKERAS_DATA_DIR` or `--data-dir`), otherwise random data of
-the same shape. Same model: the chapter's MLP (Flatten -> Dense(100, relu) ->
-Dense(10, softmax)), batch 32, Nadam(learning_rate=0.01), same initial weights.
+Same data for every contender: Fashion-MNIST (`CUSTOMKERAS_DATA_DIR` or `--data-dir`;
+random data of the same shape without it). Exercise 13a's MLP (Flatten -> Dense(100,
+relu) -> Dense(10, softmax)), Nadam(1e-2), batch 32, the same initial weights.
 
-Contenders, each in its own subprocess so that its peak resident memory (`ru_maxrss`)
-is its own:
+Contenders, each in its own process (see `_harness.py`):
 
-* trainer      `Trainer` with its defaults, `--epochs` epochs;
-* fit          Keras `model.fit` with its defaults, `--epochs` epochs;
-* fit_spe32    Keras `model.fit` with `steps_per_execution=32`, `--epochs` epochs;
-* eager_loop   exercise 13a's loop as the notebook writes it (random batches, a tape,
-               `apply_gradients`, the constraints loop, metrics and a tqdm status bar
-               updated every step), `--eager-steps` steps.
+* tf_fit, tf_fit_spe32, tf_fit_spe32_xla   Keras `fit` on TensorFlow: defaults;
+    `steps_per_execution=32`; that and `jit_compile=True`;
+* jax_fit, jax_fit_spe32                    Keras `fit` on the JAX backend (`KERAS_BACKEND=jax`);
+* jax_optax                                 a hand-written JAX + optax `lax.fori_loop` over
+                                            resident data (`_jax_loops.py`);
+* eager_loop                                exercise 13a's loop as the notebook writes it
+                                            (`--eager-steps` steps; its 5-epoch time is extrapolated);
+* trainer                                   `customkeras.training.Trainer`, defaults.
 
-Throughput is steps/s over the epochs after the first (steady state; the first epoch
-also pays tracing and XLA compilation, reported separately), best of the runs. Test accuracy after the
-same number of epochs compares the Trainer with fit, each averaged over
-`--accuracy-runs` shuffle seeds (same initial weights). Results go to
-benchmarks/results/training.json.
+Workloads:
 
-The machine is shared: other processes make timings noisy. The ratios are what matter.
+* main              5 epochs with validation: wall time from `compile` / `Trainer(...)` to the
+                    end of `fit` (tracing and compilation included), steady steps/s (median
+                    epoch after the first, validation included), test accuracy, peak RSS;
+* epoch_calls       the same 5 epochs as `fit(epochs=e + 1, initial_epoch=e)` five times;
+* evaluate_predict  `evaluate` and `predict` on the test set: first call and best later call;
+* cnn               a small CNN (`_models.cnn`), 2 epochs: where arithmetic dominates.
 
-Usage: python benchmarks/bench_training.py [--data-dir DIR] [--epochs N] [--eager-steps N]
-                                          [--accuracy-runs N] [--only CONTENDER ...]
+Results: benchmarks/results/training.json; `python benchmarks/report.py` renders them.
+
+Usage: python benchmarks/bench_training.py [--quick] [--rounds N] [--workload W ...]
+                                          [--only CONTENDER ...] [--data-dir DIR]
 """
 
-import argparse
-import datetime
 import io
-import json
-import os
 import pathlib
-import platform
-import resource
-import statistics
-import subprocess
-import sys
 import time
 
-RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "training.json"
-BATCH_SIZE = 32
-LEARNING_RATE = 0.01
-SEED = 42
-CONTENDERS = ("trainer", "fit", "fit_spe32", "eager_loop")
+import _jax_loops
+import _models
+from _harness import (BATCH_SIZE, RESULTS_DIR, epoch_timer, load_data, run_benchmark,
+                      steps_per_epoch, training_figures)
+
+RESULTS = RESULTS_DIR / "training.json"
 
 
-def load_data(data_dir):
-    """Fashion-MNIST splits as float32 in [0, 1], or random data of the same shapes."""
-    import numpy as np
-
-    data_dir = data_dir or os.environ.get("CUSTOMKERAS_DATA_DIR")
-    if data_dir:
-        try:
-            from customkeras.datasets import load_fashion_mnist
-
-            return load_fashion_mnist(data_dir), "fashion-mnist"
-        except (ImportError, OSError, ValueError) as error:
-            print(f"[bench] real data unavailable ({error}); using random data", file=sys.stderr)
-    rng = np.random.default_rng(SEED)
-
-    def split(n):
-        return rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n)
-
-    return (split(55_000), split(5_000), split(10_000)), "random"
+def settings_for(workload, quick):
+    settings = {"epochs": 5, "validation": True, "eager_steps": 300, "repeats": 4}
+    if workload == "cnn":
+        settings.update(epochs=2, validation=False)
+    if workload == "evaluate_predict":
+        settings.update(epochs=0)
+    if quick:
+        settings.update(epochs=min(settings["epochs"], 2), train_samples=1024, valid_samples=256,
+                        test_samples=512, eager_steps=20, repeats=2)
+    return settings
 
 
-def build_model():
+def drive(setup, settings, n_train):
+    """Times `setup()` then the epochs: one `fit` call, or one call per epoch.
+
+    `setup()` compiles or wraps the model and returns `fit(epochs, initial_epoch,
+    callbacks)`; the wall time covers both, so tracing and compilation count.
+    """
+    timer = epoch_timer()
+    epochs = settings["epochs"]
+    start = time.perf_counter()
+    fit = setup()
+    if settings.get("per_epoch_calls"):
+        call_seconds = []
+        for epoch in range(epochs):
+            call_start = time.perf_counter()
+            fit(epoch + 1, epoch, [timer])
+            call_seconds.append(time.perf_counter() - call_start)
+    else:
+        fit(epochs, 0, [timer])
+    wall = time.perf_counter() - start
+    result = training_figures(wall, call_seconds if settings.get("per_epoch_calls")
+                              else timer.seconds, steps_per_epoch(n_train))
+    if settings.get("per_epoch_calls"):
+        result["fit_epoch_seconds"] = [round(s, 4) for s in timer.seconds]
+    return result
+
+
+def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_models.mlp):
+    """Keras `fit` on whichever backend this process runs."""
     import keras
 
-    keras.utils.set_random_seed(SEED)
-    return keras.Sequential([
-        keras.Input((28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(100, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    tensorflow = keras.backend.backend() == "tensorflow"
+    (x_train, y_train), validation, test = load_data(settings, tensorflow)
+    model = build()
+    _models.set_random_seed(settings["seed"])  # drives fit's shuffling
+
+    def setup():
+        model.compile(_models.nadam(), _models.LOSS, metrics=["accuracy"],
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+        return lambda epochs, initial_epoch, callbacks: model.fit(
+            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
+            validation_data=validation if settings.get("validation") else None,
+            callbacks=callbacks, verbose=0)
+
+    result = drive(setup, settings, len(x_train))
+    result["test_accuracy"] = model.evaluate(*test, batch_size=BATCH_SIZE, verbose=0,
+                                             return_dict=True)["accuracy"]
+    return result
 
 
-def epoch_timer():
-    import keras
-
-    class EpochTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return EpochTimer()
-
-
-def run_epochs(contender, data, epochs, shuffle_seed):
-    """Trains `epochs` epochs; returns per-epoch seconds and the test accuracy."""
+def trainer_train(settings, build=_models.mlp):
     import keras
 
     from customkeras.training import Trainer
 
-    (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = data
-    model = build_model()  # the same initial weights for every run and contender
-    keras.utils.set_random_seed(shuffle_seed)  # drives Keras fit's shuffling
-    timer = epoch_timer()
-    optimizer = keras.optimizers.Nadam(learning_rate=LEARNING_RATE)
-    loss = "sparse_categorical_crossentropy"
-    if contender == "trainer":
-        trainer = Trainer(model, loss, optimizer, metrics=["accuracy"])
-        trainer.fit(x_train, y_train, epochs=epochs, batch_size=BATCH_SIZE, seed=shuffle_seed,
-                    validation_data=(x_valid, y_valid), callbacks=[timer], verbose=0)
-        accuracy = trainer.evaluate(x_test, y_test, batch_size=BATCH_SIZE)["accuracy"]
-    else:
-        steps_per_execution = 32 if contender == "fit_spe32" else 1
-        model.compile(optimizer, loss, metrics=["accuracy"],
-                      steps_per_execution=steps_per_execution)
-        model.fit(x_train, y_train, epochs=epochs, batch_size=BATCH_SIZE,
-                  validation_data=(x_valid, y_valid), callbacks=[timer], verbose=0)
-        accuracy = model.evaluate(x_test, y_test, batch_size=BATCH_SIZE, verbose=0,
-                                  return_dict=True)["accuracy"]
-    steps = -(-len(x_train) // BATCH_SIZE)
-    steady = timer.seconds[1:] or timer.seconds
-    return {
-        "epochs": epochs,
-        "steps_per_epoch": steps,
-        "epoch_seconds": [round(s, 3) for s in timer.seconds],
-        "first_epoch_steps_per_s": steps / timer.seconds[0],
-        "steps_per_s": steps / statistics.median(steady),
-        "test_accuracy": float(accuracy),
-    }
+    (x_train, y_train), validation, test = load_data(settings)
+    model = build()
+    trainer = None
 
+    def setup():
+        nonlocal trainer
+        trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"])
+        return lambda epochs, initial_epoch, callbacks: trainer.fit(
+            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
+            validation_data=validation if settings.get("validation") else None,
+            seed=settings["seed"], callbacks=callbacks, verbose=0)
 
-def run_contender(contender, data, epochs, runs):
-    """Trains `runs` times with different shuffle seeds (same initial weights).
-
-    Throughput is the best run's (other processes on the machine only ever slow a
-    run down); peak RSS is measured after the first run, i.e. for one training.
-    Test accuracy is the mean over the runs: one run's accuracy moves by 1-2 points
-    with the shuffle order alone (Nadam(0.01) is noisy), so a single run cannot tell
-    a 1-point difference between two trainers.
-    """
-    results = []
-    for shuffle_seed in range(runs):
-        results.append(run_epochs(contender, data, epochs, shuffle_seed))
-        if shuffle_seed == 0:
-            peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = max(results, key=lambda r: r["steps_per_s"])
-    result["steps_per_s_runs"] = [r["steps_per_s"] for r in results]
-    result["test_accuracies"] = [r["test_accuracy"] for r in results]
-    result["test_accuracy"] = statistics.mean(result["test_accuracies"])
-    result["peak_rss_mb"] = peak_rss_mb
+    keras.utils.set_random_seed(settings["seed"])
+    result = drive(setup, settings, len(x_train))
+    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE)["accuracy"]
     return result
 
 
-def run_eager_loop(data, n_steps):
-    """Exercise 13a's loop as the notebook writes it, for `n_steps` steps."""
+def eager_loop(settings):
+    """Exercise 13a's loop as the notebook writes it, for `eager_steps` steps."""
     from collections import OrderedDict
 
     import keras
@@ -164,19 +135,17 @@ def run_eager_loop(data, n_steps):
     import tensorflow as tf
     from tqdm.auto import trange
 
-    (x_train, y_train), _, _ = data
-    model = build_model()
-    optimizer = keras.optimizers.Nadam(learning_rate=LEARNING_RATE)
+    (x_train, y_train), _, _ = load_data(settings)
+    model = _models.mlp()
+    optimizer = _models.nadam()
     loss_fn = keras.losses.sparse_categorical_crossentropy
     mean_loss = keras.metrics.Mean()
     metrics = [keras.metrics.SparseCategoricalAccuracy()]
-
-    def random_batch(x, y, batch_size=BATCH_SIZE):
-        idx = np.random.randint(len(x), size=batch_size)
-        return x[idx], y[idx]
+    rng = np.random.default_rng(settings["seed"])
 
     def one_step():
-        x_batch, y_batch = random_batch(x_train, y_train)
+        index = rng.integers(len(x_train), size=BATCH_SIZE)
+        x_batch, y_batch = x_train[index], y_train[index]
         with tf.GradientTape() as tape:
             y_pred = model(x_batch)
             main_loss = tf.reduce_mean(loss_fn(y_batch, y_pred))
@@ -194,91 +163,101 @@ def run_eager_loop(data, n_steps):
             status[metric.name] = metric.result().numpy()
         return status
 
-    one_step()  # warm-up: first-call overheads are not the loop's steady cost
+    one_step()  # first-call overheads are not the loop's steady cost
+    n_steps = settings["eager_steps"]
     start = time.perf_counter()
-    # The bar is drawn into a buffer: its cost is kept, the terminal's is not.
-    with trange(1, n_steps + 1, desc="Epoch 1/1", file=io.StringIO()) as steps:
+    with trange(1, n_steps + 1, desc="Epoch 1/1", file=io.StringIO()) as steps:  # bar drawn, not shown
         for _ in steps:
             steps.set_postfix(one_step())
     seconds = time.perf_counter() - start
-    return {"steps": n_steps, "seconds": round(seconds, 3), "steps_per_s": n_steps / seconds}
+    steps_per_s = n_steps / seconds
+    total_steps = settings["epochs"] * steps_per_epoch(len(x_train))
+    return {"steps_timed": n_steps, "steady_steps_per_s": steps_per_s,
+            "extrapolated_wall_seconds": total_steps / steps_per_s}
 
 
-def child(contender, args):
-    """Runs one contender in this process and prints its results as JSON."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    data, source = load_data(args.data_dir)
-    if contender == "eager_loop":
-        result = run_eager_loop(data, args.eager_steps)
-    else:
-        # Keras fit's default setting runs twice, for timing; the accuracy comparison
-        # uses fit_spe32 (the same computation, grouped differently).
-        runs = min(2, args.accuracy_runs) if contender == "fit" else args.accuracy_runs
-        result = run_contender(contender, data, args.epochs, runs)
-    result["data"] = source
-    result.setdefault("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    print(json.dumps(result))
+def keras_evaluate_predict(settings, steps_per_execution=1, jit_compile="auto"):
+    import keras
+
+    tensorflow = keras.backend.backend() == "tensorflow"
+    _, _, (x_test, y_test) = load_data(settings, tensorflow)
+    model = _models.mlp()
+    start = time.perf_counter()
+    model.compile(_models.nadam(), _models.LOSS, metrics=["accuracy"],
+                  steps_per_execution=steps_per_execution, jit_compile=jit_compile)
+    setup = time.perf_counter() - start
+    calls = {"evaluate": lambda: model.evaluate(x_test, y_test, batch_size=BATCH_SIZE, verbose=0),
+             "predict": lambda: model.predict(x_test, batch_size=BATCH_SIZE, verbose=0)}
+    return time_calls(calls, settings, len(x_test), setup)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--eager-steps", type=int, default=300)
-    parser.add_argument("--accuracy-runs", type=int, default=3,
-                        help="shuffle seeds averaged for the test accuracy")
-    parser.add_argument("--only", choices=CONTENDERS, action="append")
-    parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        child(args.child, args)
-        return
+def trainer_evaluate_predict(settings):
+    from customkeras.training import Trainer
 
-    results = {}
-    for contender in args.only or CONTENDERS:
-        command = [sys.executable, __file__, "--child", contender, "--epochs", str(args.epochs),
-                   "--eager-steps", str(args.eager_steps),
-                   "--accuracy-runs", str(args.accuracy_runs)]
-        if args.data_dir:
-            command += ["--data-dir", args.data_dir]
-        print(f"[bench] {contender} ...", file=sys.stderr, flush=True)
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
+    _, _, (x_test, y_test) = load_data(settings)
+    model = _models.mlp()
+    start = time.perf_counter()
+    trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"])
+    setup = time.perf_counter() - start
+    calls = {"evaluate": lambda: trainer.evaluate(x_test, y_test, batch_size=BATCH_SIZE),
+             "predict": lambda: trainer.predict(x_test, batch_size=BATCH_SIZE)}
+    return time_calls(calls, settings, len(x_test), setup)
 
-    report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "load_average_at_end": os.getloadavg()},
-        "model": "Flatten -> Dense(100, relu) -> Dense(10, softmax), batch 32, Nadam(0.01)",
-        "results": results,
-    }
-    if {"trainer", "fit", "fit_spe32"} <= results.keys():
-        best_fit = max(results["fit"]["steps_per_s"], results["fit_spe32"]["steps_per_s"])
-        trainer = results["trainer"]
-        report["ratios"] = {
-            "trainer_vs_best_fit": trainer["steps_per_s"] / best_fit,
-            "trainer_vs_fit_default": trainer["steps_per_s"] / results["fit"]["steps_per_s"],
-            "accuracy_points_trainer_minus_fit": 100 * (
-                trainer["test_accuracy"] - results["fit_spe32"]["test_accuracy"]),
-        }
-        if "eager_loop" in results:
-            report["ratios"]["trainer_vs_eager_loop"] = (
-                trainer["steps_per_s"] / results["eager_loop"]["steps_per_s"])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"{'contender':<12}{'steps/s':>10}{'1st epoch':>11}{'test acc':>10}{'peak RSS':>11}")
-    for name, result in results.items():
-        first = result.get("first_epoch_steps_per_s")
-        accuracy = result.get("test_accuracy")
-        print(f"{name:<12}{result['steps_per_s']:>10.0f}"
-              f"{'' if first is None else f'{first:.0f}':>11}"
-              f"{'' if accuracy is None else f'{accuracy:.4f}':>10}"
-              f"{result['peak_rss_mb']:>9.0f}MB")
-    for name, value in report.get("ratios", {}).items():
-        print(f"{name}: {value:.2f}")
-    print(f"data: {next(iter(results.values()))['data']}; written to {RESULTS}")
+def time_calls(calls, settings, n_samples, setup_seconds):
+    """Each call `repeats` times; a call that fails is that call's "unavailable" row."""
+    from _harness import guarded
 
+    def timed(call):
+        seconds = []
+        for _ in range(settings["repeats"]):
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+        return _jax_loops.call_figures(seconds, n_samples, setup_seconds)
+
+    return {name: guarded(timed, call) for name, call in calls.items()}
+
+
+def _keras(backend, function=keras_train, **options):
+    return backend, lambda settings: function(settings, **options)
+
+
+def _per_epoch(contender):
+    backend, function = contender
+    return backend, lambda settings: function(dict(settings, per_epoch_calls=True))
+
+
+_PEERS = {
+    "tf_fit": _keras("tensorflow"),
+    "tf_fit_spe32": _keras("tensorflow", steps_per_execution=32),
+    "tf_fit_spe32_xla": _keras("tensorflow", steps_per_execution=32, jit_compile=True),
+    "jax_fit": _keras("jax"),
+    "jax_fit_spe32": _keras("jax", steps_per_execution=32),
+}
+CONTENDERS = {
+    "main": {**_PEERS, "jax_optax": ("jax", _jax_loops.train), "eager_loop": ("tensorflow", eager_loop),
+             "trainer": ("tensorflow", trainer_train)},
+    "epoch_calls": {**{name: _per_epoch(c) for name, c in _PEERS.items()},
+                    "trainer": _per_epoch(("tensorflow", trainer_train))},
+    "evaluate_predict": {
+        **{name: _keras(backend, keras_evaluate_predict, **options) for name, (backend, options) in {
+            "tf_fit": ("tensorflow", {}),
+            "tf_fit_spe32": ("tensorflow", {"steps_per_execution": 32}),
+            "tf_fit_spe32_xla": ("tensorflow", {"steps_per_execution": 32, "jit_compile": True}),
+            "jax_fit": ("jax", {}),
+            "jax_fit_spe32": ("jax", {"steps_per_execution": 32})}.items()},
+        "jax_optax": ("jax", _jax_loops.evaluate_predict),
+        "trainer": ("tensorflow", trainer_evaluate_predict)},
+    "cnn": {
+        "tf_fit_spe32": _keras("tensorflow", steps_per_execution=32, build=_models.cnn),
+        "tf_fit_spe32_xla": _keras("tensorflow", steps_per_execution=32, jit_compile=True,
+                                   build=_models.cnn),
+        "jax_fit": _keras("jax", build=_models.cnn),
+        "jax_fit_spe32": _keras("jax", steps_per_execution=32, build=_models.cnn),
+        "jax_optax": ("jax", lambda settings: _jax_loops.train(settings, "cnn")),
+        "trainer": ("tensorflow", lambda settings: trainer_train(settings, _models.cnn))},
+}
 
 if __name__ == "__main__":
-    main()
+    run_benchmark(pathlib.Path(__file__), __doc__.split("\n")[0], CONTENDERS, settings_for, RESULTS)

@@ -1,0 +1,309 @@
+"""What every benchmark script shares: data, timers, child processes and the results files.
+
+Each contender runs in a child process of its own (`python SCRIPT --child WORKLOAD
+CONTENDER --settings JSON`), so that its imports, compilation caches and peak resident
+memory are its own, and so that Keras on the JAX backend (`KERAS_BACKEND=jax`) never
+shares a process with TensorFlow's Keras. A contender that raises, crashes or times out
+becomes an `{"unavailable": "<error>"}` row: the run goes on, and the table says why.
+
+Contenders run in rounds (A B C ... A B C ...), so a slow spell of the shared machine
+hits every contender alike; each figure keeps its best round (other processes only ever
+slow a run down), test accuracies are averaged over the rounds' shuffle seeds.
+"""
+
+import argparse
+import datetime
+import gzip
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+import time
+import traceback
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+SCHEMA = 2
+BATCH_SIZE = 32
+LEARNING_RATE = 0.01
+SEED = 42
+_MARKER = "@@bench-result@@ "
+# Figures whose best round is the smallest / the largest; the rest keep the first round's.
+_LOWER_IS_BETTER = ("_seconds",)
+_HIGHER_IS_BETTER = ("steps_per_s", "samples_per_s")
+_AVERAGED = ("test_accuracy",)
+_data_source = None
+
+
+# --- data -------------------------------------------------------------------------------
+
+def _read_idx(path, offset):
+    import numpy as np
+
+    with gzip.open(path, "rb") as stream:
+        return np.frombuffer(stream.read(), np.uint8, offset=offset)
+
+
+def _raw_fashion_mnist(data_dir):
+    """Fashion-MNIST as `load_fashion_mnist` splits it, read without TensorFlow (JAX children)."""
+    import numpy as np
+
+    folder = pathlib.Path(data_dir) / "fashion-mnist"
+    x_full = _read_idx(folder / "train-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    y_full = _read_idx(folder / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    x_test = _read_idx(folder / "t10k-images-idx3-ubyte.gz", 16).reshape(-1, 28, 28)
+    y_test = _read_idx(folder / "t10k-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    x_full = x_full.astype(np.float32) / np.float32(255)
+    x_test = x_test.astype(np.float32) / np.float32(255)
+    return (x_full[5000:], y_full[5000:]), (x_full[:5000], y_full[:5000]), (x_test, y_test)
+
+
+def load_data(settings, with_tensorflow=True):
+    """The three splits `((x, y), (x, y), (x, y))`, cut to the workload's sizes.
+
+    TensorFlow children use `customkeras.datasets.load_fashion_mnist` (verified, and
+    aligned so that TensorFlow imports it without a copy); JAX children read the same
+    files with NumPy, so that they never import TensorFlow. Without a data directory,
+    random data of the same shapes stands in (the result's "data" says which).
+    """
+    import numpy as np
+
+    global _data_source
+
+    data_dir = settings.get("data_dir") or os.environ.get("CUSTOMKERAS_DATA_DIR")
+    source = "fashion-mnist" if data_dir else "random"
+    # A named directory that fails to load fails the contender: figures on random data
+    # must never sit beside figures on the real data unnoticed.
+    if data_dir and with_tensorflow:
+        from customkeras.datasets import load_fashion_mnist
+
+        splits = load_fashion_mnist(data_dir)
+    elif data_dir:
+        splits = _raw_fashion_mnist(data_dir)
+    else:
+        rng = np.random.default_rng(SEED)
+        splits = [(rng.random((n, 28, 28), dtype=np.float32), rng.integers(0, 10, n))
+                  for n in (55_000, 5_000, 10_000)]
+    sizes = (settings.get("train_samples"), settings.get("valid_samples"),
+             settings.get("test_samples"))
+    _data_source = source
+    return tuple((x[:n], y[:n]) if n else (x, y) for (x, y), n in zip(splits, sizes))
+
+
+def steps_per_epoch(n_samples, batch_size=BATCH_SIZE):
+    return -(-n_samples // batch_size)
+
+
+# --- timing -----------------------------------------------------------------------------
+
+def epoch_timer():
+    """A Keras callback that records each epoch's seconds (validation included, as in fit)."""
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return EpochTimer()
+
+
+def training_figures(wall_seconds, epoch_seconds, steps):
+    """Wall time, per-epoch times, and steady steps/s (median epoch after the first)."""
+    steady = sorted(epoch_seconds[1:] or epoch_seconds)
+    median = steady[len(steady) // 2] if len(steady) % 2 else sum(
+        steady[len(steady) // 2 - 1:len(steady) // 2 + 1]) / 2
+    return {
+        "wall_seconds": wall_seconds,
+        "epoch_seconds": [round(s, 4) for s in epoch_seconds],
+        "steps_per_epoch": steps,
+        "first_epoch_seconds": epoch_seconds[0],
+        "steady_steps_per_s": steps / median,
+    }
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def unavailable(error):
+    """The row of a contender that cannot run: the error's type and first line."""
+    message = str(error).strip().splitlines()
+    return {"unavailable": f"{type(error).__name__}: {message[0] if message else ''}"[:300]}
+
+
+def guarded(function, *args, **kwargs):
+    """Runs one part of a contender; its failure becomes that part's "unavailable" row."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as error:  # every failure is a result here, never a crash
+        traceback.print_exc()
+        return unavailable(error)
+
+
+# --- child processes --------------------------------------------------------------------
+
+def child_main(contenders, workload, contender, settings):
+    """Runs one contender in this process and prints its result for the parent."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    _, function = contenders[workload][contender]
+    result = guarded(function, settings)
+    result["peak_rss_mb"] = peak_rss_mb()
+    result["data"] = _data_source
+    print(_MARKER + json.dumps(result), flush=True)
+
+
+def _run_child(script, workload, contender, backend, settings, timeout):
+    environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    command = [sys.executable, str(script), "--child", workload, contender,
+               "--settings", json.dumps(settings)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=environment,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"unavailable": f"timed out after {timeout} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith(_MARKER):
+            return json.loads(line[len(_MARKER):])
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    return {"unavailable": f"process exited with status {done.returncode}: {last}"[:300]}
+
+
+def _combine(rounds):
+    """One result from several rounds: the best of each figure, the mean accuracy."""
+    available = [r for r in rounds if "unavailable" not in r]
+    if not available:
+        return rounds[0]
+    combined = {}
+    for key, first in available[0].items():
+        values = [r[key] for r in available if key in r]
+        if isinstance(first, dict):
+            combined[key] = _combine(values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            if key.endswith(_LOWER_IS_BETTER):
+                combined[key] = min(values)
+            elif key.endswith(_HIGHER_IS_BETTER):
+                combined[key] = max(values)
+            elif key.endswith(_AVERAGED):
+                combined[key] = sum(values) / len(values)
+            else:
+                combined[key] = first
+            if len(values) > 1:
+                combined.setdefault("rounds", {})[key] = values
+        else:
+            combined[key] = first
+    if len(available) < len(rounds):
+        combined["failed_rounds"] = [r["unavailable"] for r in rounds if "unavailable" in r]
+    return combined
+
+
+# --- the parent -------------------------------------------------------------------------
+
+def parse_args(description, contenders, default_output):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke-test settings (1-2 epochs on a few samples, 1 round); "
+                             "results go to a temporary file unless --output is given")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="rounds of every contender (default 2, 1 with --quick)")
+    parser.add_argument("--workload", choices=sorted(contenders), action="append",
+                        help="run only this workload (repeatable)")
+    parser.add_argument("--only", action="append", metavar="CONTENDER",
+                        help="run only this contender (repeatable)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--output", type=pathlib.Path, default=None,
+                        help=f"results file (default {default_output.relative_to(RESULTS_DIR.parent.parent)})")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per contender run")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    if args.output is None:
+        args.output = (pathlib.Path("/tmp") / f"quick-{default_output.name}" if args.quick
+                       else default_output)
+    return args
+
+
+def run_benchmark(script, description, contenders, settings_for, default_output):
+    """Parses the command line, runs the contenders in rounds and merges the results file.
+
+    Args:
+        script: Path of the calling script (the children run it again).
+        description: Its one-line description.
+        contenders: `{workload: {contender: (keras_backend, function)}}`; `function(settings)`
+            returns a dict of figures.
+        settings_for: `settings_for(workload, quick) -> dict` (JSON-serialisable).
+        default_output: Path of the results file.
+    """
+    args = parse_args(description, contenders, default_output)
+    if args.child:
+        workload, contender = args.child
+        child_main(contenders, workload, contender, json.loads(args.settings))
+        return
+    report = _load(args.output, args.quick)
+    for workload in args.workload or list(contenders):
+        settings = dict(settings_for(workload, args.quick), data_dir=args.data_dir)
+        names = [n for n in contenders[workload] if not args.only or n in args.only]
+        if not names:
+            continue
+        rounds = {name: [] for name in names}
+        started = time.perf_counter()
+        for round_index in range(args.rounds):
+            for name in names:
+                backend, _ = contenders[workload][name]
+                print(f"[bench] {workload} / {name} (round {round_index + 1}/{args.rounds}) ...",
+                      file=sys.stderr, flush=True)
+                result = _run_child(script, workload, name, backend,
+                                    dict(settings, seed=round_index), args.timeout)
+                if "unavailable" in result:
+                    print(f"[bench]   unavailable: {result['unavailable']}", file=sys.stderr)
+                rounds[name].append(result)
+        entry = report["workloads"].setdefault(workload, {"contenders": {}})
+        entry.update(date=_now(), settings=settings, rounds=args.rounds,
+                     seconds=round(time.perf_counter() - started, 1),
+                     load_average_at_end=os.getloadavg())
+        entry.setdefault("contenders", {}).update(
+            {name: _combine(results) for name, results in rounds.items()})
+        _write(args.output, report)
+    print(f"[bench] written to {args.output}", file=sys.stderr)
+    try:  # the same summary that report.py renders for the README
+        import report as report_module
+    except ImportError:
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        import report as report_module
+    print(report_module.render_file(args.output))
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _load(path, quick):
+    fresh = {"schema": SCHEMA, "quick": quick, "workloads": {}}
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return fresh
+    # Results of other settings or of the older layout are replaced, never mixed with.
+    if report.get("schema") != SCHEMA or report.get("quick") != quick:
+        return fresh
+    return report
+
+
+def _write(path, report):
+    report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
+                         "platform": platform.platform()}
+    report["date"] = _now()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(report, indent=2) + "\n")
+    temporary.replace(path)
