@@ -1,10 +1,15 @@
-"""Shared test fixtures.
+"""Shared test fixtures, and which test modules run on which Keras backend.
 
 Real-data tests use the ``data_dir`` fixture. Locally, without a data directory, they
 skip; in CI (``CI`` set) a missing data directory is a failure, so a real-data test can
 never pass by silently skipping.
+
+The component tests run on every Keras backend: ``make test`` runs the whole suite on
+TensorFlow, then ``KERAS_BACKEND=jax pytest`` again, which collects only the modules in
+``EVERY_BACKEND`` (the others test TensorFlow-only parts and are not collected there).
 """
 
+import functools
 import os
 import pathlib
 import sys
@@ -14,6 +19,40 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Test modules of the backend-independent components, run on each backend.
+EVERY_BACKEND = frozenset({
+    "test_activations.py",
+    "test_initializers_regularizers_constraints.py",
+    "test_layers.py",
+    "test_losses.py",
+    "test_metrics.py",
+    "test_models.py",
+    "test_optimizers.py",
+    "test_serialization.py",
+})
+
+
+@functools.cache
+def _keras_backend() -> str:
+    # Keras picks its backend once, at import (KERAS_BACKEND, else ~/.keras/keras.json).
+    import customkeras  # noqa: F401  (imports Keras with TensorFlow's start-up lines hidden)
+    import keras
+
+    return keras.backend.backend()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """On a backend other than TensorFlow, collects the component tests only."""
+    if _keras_backend() == "tensorflow" or collection_path.is_dir():
+        return None
+    if collection_path.name.startswith("test_") and collection_path.suffix == ".py":
+        return collection_path.name not in EVERY_BACKEND or None
+    return None
+
+
+def pytest_report_header(config):
+    return f"keras backend: {_keras_backend()}"
 
 
 def _ci() -> bool:

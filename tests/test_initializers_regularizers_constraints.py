@@ -38,8 +38,10 @@ def test_glorot_initializer_config_and_validation():
     initializer = GlorotNormal(seed=3)
     assert initializer.get_config() == {"seed": 3}
     assert GlorotNormal.from_config(initializer.get_config()).seed == 3
-    with pytest.raises(ValueError, match=r"seed.*'x'"):
+    with pytest.raises(TypeError, match=r"seed.*'x'"):
         GlorotNormal(seed="x")
+    with pytest.raises(ValueError, match=r"seed.*-1"):
+        GlorotNormal(seed=-1)
     with pytest.raises(ValueError, match=r"shape.*\(5,\)"):
         glorot_normal((5,))
 
@@ -73,8 +75,9 @@ def test_regularizer_adds_to_model_losses(regularizer, factor):
 def test_l1_config_and_validation():
     assert L1(0.2).get_config() == {"factor": 0.2}
     assert L1.from_config({"factor": 0.2}).factor == 0.2
-    for bad in (-0.1, float("nan"), float("inf"), "0.1", None):
-        with pytest.raises(ValueError, match="factor.*" + repr(bad)):
+    for bad, error in [(-0.1, ValueError), (float("nan"), ValueError),
+                       (float("inf"), ValueError), ("0.1", TypeError), (None, TypeError)]:
+        with pytest.raises(error, match="factor.*" + repr(bad)):
             L1(bad)
 
 

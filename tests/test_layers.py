@@ -152,18 +152,20 @@ def test_config_round_trip(layer):
 
 
 @pytest.mark.parametrize(
-    "make, argument, bad",
+    "make, argument, bad, error",
     [
-        (lambda v: SimpleDense(v), "units", 0),
-        (lambda v: SimpleDense(v), "units", -3),
-        (lambda v: SimpleDense(v), "units", 2.5),
-        (lambda v: GaussianNoise(v), "stddev", -0.1),
-        (lambda v: GaussianNoise(1.0, seed=v), "seed", "a"),
-        (lambda v: LayerNormalization(v), "epsilon", 0.0),
-        (lambda v: ResidualBlock(v, 3), "n_layers", 0),
-        (lambda v: ResidualBlock(2, v), "n_units", 0),
+        (lambda v: SimpleDense(v), "units", 0, ValueError),
+        (lambda v: SimpleDense(v), "units", -3, ValueError),
+        (lambda v: SimpleDense(v), "units", 2.5, TypeError),
+        (lambda v: GaussianNoise(v), "stddev", -0.1, ValueError),
+        (lambda v: GaussianNoise(v), "stddev", "0.1", TypeError),
+        (lambda v: GaussianNoise(1.0, seed=v), "seed", "a", TypeError),
+        (lambda v: LayerNormalization(v), "epsilon", 0.0, ValueError),
+        (lambda v: ResidualBlock(v, 3), "n_layers", 0, ValueError),
+        (lambda v: ResidualBlock(2, v), "n_units", 0, ValueError),
+        (lambda v: ResidualBlock(2, v), "n_units", True, TypeError),
     ],
 )
-def test_invalid_arguments(make, argument, bad):
-    with pytest.raises(ValueError, match=f"{argument}={bad!r}"):
+def test_invalid_arguments(make, argument, bad, error):
+    with pytest.raises(error, match=f"{argument}={bad!r}"):
         make(bad)

@@ -1,5 +1,7 @@
 """Huber loss: customkeras.losses against keras.losses.Huber and a NumPy reference."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -78,11 +80,16 @@ def test_huber_loss_round_trips_through_keras_serialization():
     assert isinstance(restored, HuberLoss) and restored.threshold == 2.5
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "1", True, None])
-def test_invalid_threshold_is_rejected(bad):
-    with pytest.raises(ValueError, match=r"threshold.*" + repr(bad).replace("(", r"\(")):
+@pytest.mark.parametrize(
+    "bad, error",
+    [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+     (float("inf"), ValueError), ("1", TypeError), (True, TypeError), (None, TypeError)],
+)
+def test_invalid_threshold_is_rejected(bad, error):
+    # A wrong value is a ValueError, a wrong type (bool included) a TypeError.
+    with pytest.raises(error, match=r"threshold.*received threshold=" + re.escape(repr(bad))):
         HuberLoss(bad)
-    with pytest.raises(ValueError, match="threshold"):
+    with pytest.raises(error, match="threshold"):
         create_huber(bad)
 
 

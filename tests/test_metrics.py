@@ -80,7 +80,7 @@ def test_config_round_trip():
     assert HuberMetric.from_config(config).get_config() == config
 
 
-@pytest.mark.parametrize("bad", [0.0, -2, "2"])
-def test_invalid_threshold(bad):
-    with pytest.raises(ValueError, match="threshold.*" + repr(bad)):
+@pytest.mark.parametrize("bad, error", [(0.0, ValueError), (-2, ValueError), ("2", TypeError)])
+def test_invalid_threshold(bad, error):
+    with pytest.raises(error, match="threshold.*" + repr(bad)):
         HuberMetric(bad)

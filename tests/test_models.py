@@ -106,15 +106,18 @@ def test_config_is_exactly_the_init_arguments(make):
 
 
 @pytest.mark.parametrize(
-    "make, argument, bad",
+    "make, argument, bad, error",
     [
-        (lambda v: ResidualRegressor(v), "output_dim", 0),
-        (lambda v: ReconstructingRegressor(v), "output_dim", -1),
-        (lambda v: ReconstructingRegressor(1, reconstruction_weight=v), "reconstruction_weight", -0.5),
-        (lambda v: WideAndDeepRegressor(output_dim=v), "output_dim", 1.5),
-        (lambda v: WideAndDeepRegressor(units=v), "units", 0),
+        (lambda v: ResidualRegressor(v), "output_dim", 0, ValueError),
+        (lambda v: ReconstructingRegressor(v), "output_dim", -1, ValueError),
+        (lambda v: ReconstructingRegressor(1, reconstruction_weight=v),
+         "reconstruction_weight", -0.5, ValueError),
+        (lambda v: ReconstructingRegressor(1, reconstruction_weight=v),
+         "reconstruction_weight", "0.1", TypeError),
+        (lambda v: WideAndDeepRegressor(output_dim=v), "output_dim", 1.5, TypeError),
+        (lambda v: WideAndDeepRegressor(units=v), "units", 0, ValueError),
     ],
 )
-def test_invalid_arguments(make, argument, bad):
-    with pytest.raises(ValueError, match=f"{argument}={bad!r}"):
+def test_invalid_arguments(make, argument, bad, error):
+    with pytest.raises(error, match=f"{argument}={bad!r}"):
         make(bad)

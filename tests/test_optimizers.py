@@ -78,14 +78,15 @@ def test_config_round_trip():
 
 
 @pytest.mark.parametrize(
-    "kwargs, argument, bad",
+    "kwargs, argument, bad, error",
     [
-        ({"momentum": -0.1}, "momentum", -0.1),
-        ({"momentum": 1.5}, "momentum", 1.5),
-        ({"momentum": "0.9"}, "momentum", "0.9"),
-        ({"nesterov": "yes"}, "nesterov", "yes"),
+        ({"momentum": -0.1}, "momentum", -0.1, ValueError),
+        ({"momentum": 1.5}, "momentum", 1.5, ValueError),
+        ({"momentum": "0.9"}, "momentum", "0.9", TypeError),
+        ({"nesterov": "yes"}, "nesterov", "yes", TypeError),
+        ({"nesterov": 1}, "nesterov", 1, TypeError),
     ],
 )
-def test_invalid_arguments(kwargs, argument, bad):
-    with pytest.raises(ValueError, match=f"{argument}={bad!r}"):
+def test_invalid_arguments(kwargs, argument, bad, error):
+    with pytest.raises(error, match=f"{argument}={bad!r}"):
         MomentumSGD(0.01, **kwargs)

@@ -201,3 +201,21 @@ def test_models_reload_in_a_fresh_process(tmp_path, python_executable):
     assert "reconstruction_loss" in report["reconstructing"]["evaluate"]
     # The optimizer state (velocities) was really saved and is not all zeros.
     assert np.abs(expected["every_piece_optimizer"]).max() > 0
+
+
+# ---- import customkeras on every backend --------------------------------------------
+
+@pytest.mark.parametrize("part", ["training", "tracing", "autodiff"])
+def test_tensorflow_only_parts_say_so_on_other_backends(part):
+    import importlib
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        assert importlib.import_module(f"customkeras.{part}") is getattr(customkeras, part)
+        return
+    # `import customkeras` worked (this module did it); the TF-only part explains itself.
+    with pytest.raises(ImportError, match=rf"customkeras\.{part} runs on the TensorFlow "
+                                          rf"backend only.*'{backend}'.*KERAS_BACKEND=tensorflow"):
+        importlib.import_module(f"customkeras.{part}")
+    with pytest.raises(ImportError, match=f"customkeras.{part}"):
+        getattr(customkeras, part)

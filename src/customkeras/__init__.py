@@ -3,6 +3,10 @@
 Importing the package registers every serializable component with Keras, so a model
 saved with customkeras pieces reloads with ``keras.saving.load_model(path)`` in safe
 mode and without ``custom_objects``.
+
+The components run on every Keras backend (TensorFlow, JAX, PyTorch); ``training``,
+``tracing`` and ``autodiff`` are TensorFlow-only: on another backend they are not
+imported with the package, and importing them raises an error saying how to switch.
 """
 
 import os as _os
@@ -42,10 +46,11 @@ def _import_tensorflow_quietly():
         _os.close(saved_fd)
 
 
+# On every backend: TensorFlow is a dependency, and tf.data feeds fit on any backend.
 _import_tensorflow_quietly()
 
+from customkeras import _backend  # noqa: E402
 from customkeras import activations  # noqa: E402,F401
-from customkeras import autodiff  # noqa: E402,F401
 from customkeras import constraints  # noqa: E402,F401
 from customkeras import datasets  # noqa: E402,F401
 from customkeras import initializers  # noqa: E402,F401
@@ -55,7 +60,20 @@ from customkeras import metrics  # noqa: E402,F401
 from customkeras import models  # noqa: E402,F401
 from customkeras import optimizers  # noqa: E402,F401
 from customkeras import regularizers  # noqa: E402,F401
-from customkeras import tracing  # noqa: E402,F401
-from customkeras import training  # noqa: E402,F401
+
+if _backend.backend() == "tensorflow":
+    from customkeras import autodiff  # noqa: E402,F401
+    from customkeras import tracing  # noqa: E402,F401
+    from customkeras import training  # noqa: E402,F401
+
+
+def __getattr__(name):
+    # `customkeras.training` on another backend: import it, so its guard explains.
+    if name in _backend.TF_ONLY_PARTS:
+        import importlib
+
+        return importlib.import_module(f"customkeras.{name}")
+    raise AttributeError(f"module 'customkeras' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"

@@ -12,6 +12,9 @@ Example (the chapter's figures):
 >>> numerical_gradients(f, [5.0, 3.0])  # [36.0, 10.0] up to finite-difference error
 """
 
+# TensorFlow-only (tf.GradientTape): on another backend, say so at import.
+from customkeras._backend import require_tensorflow; require_tensorflow(__name__)  # noqa: E702
+
 import keras
 import numpy as np
 import tensorflow as tf

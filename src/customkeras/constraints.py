@@ -27,6 +27,8 @@ def non_negative(weights):
 
     >>> keras.layers.Dense(10, kernel_constraint=non_negative)
     """
+    # Keras passes the Variable itself; JAX's zeros_like needs a tensor.
+    weights = ops.convert_to_tensor(weights)
     return ops.maximum(weights, ops.zeros_like(weights))
 
 

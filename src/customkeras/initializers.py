@@ -24,8 +24,8 @@ def _fans(shape):
     shape = tuple(int(dim) for dim in shape)
     if len(shape) < 2:
         raise ValueError(
-            "Glorot initialization needs a kernel shape with at least 2 dimensions. "
-            f"Received: shape={shape}"
+            "`shape` must be a kernel shape with at least 2 dimensions (Glorot "
+            f"initialization needs fan_in and fan_out); received shape={shape}"
         )
     receptive_field = math.prod(shape[:-2])
     return shape[-2] * receptive_field, shape[-1] * receptive_field

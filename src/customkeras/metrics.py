@@ -63,8 +63,9 @@ class HuberMetric(keras.metrics.Metric):
         return ops.divide_no_nan(self.total, self.count)
 
     def reset_state(self):
-        self.total.assign(ops.zeros_like(self.total))
-        self.count.assign(ops.zeros_like(self.count))
+        # Not ops.zeros_like(variable): JAX cannot convert a Keras Variable there.
+        for variable in (self.total, self.count):
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
 
     def get_config(self):
         return {**super().get_config(), "threshold": self.threshold}

@@ -16,7 +16,7 @@ With `momentum=0` this is plain gradient descent, `w = w - learning_rate * g`.
 import keras
 from keras import ops
 
-from customkeras._checks import probability
+from customkeras._checks import instance, probability
 
 __all__ = ["MomentumSGD"]
 
@@ -50,11 +50,7 @@ class MomentumSGD(keras.optimizers.Optimizer):
         kwargs.setdefault("name", "momentum_sgd")
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.momentum = probability("momentum", momentum)
-        if not isinstance(nesterov, bool):
-            raise ValueError(
-                f"`nesterov` must be True or False. Received: nesterov={nesterov!r}"
-            )
-        self.nesterov = nesterov
+        self.nesterov = instance("nesterov", nesterov, bool, "True or False")
 
     def build(self, variables):
         if self.built:

@@ -21,9 +21,11 @@ class ReconstructingRegressor(keras.Model):
     reconstruction_weight * mean((reconstruction - inputs) ** 2)
     ```
 
-    to the model's losses (`add_loss`), and the unweighted reconstruction error is
-    reported as the metric `"reconstruction_loss"` (in `model.metrics` and the logs of
-    `fit` / `evaluate`).
+    to the model's losses (`add_loss`), so any training loop that adds `model.losses`
+    (Keras `fit`, the chapter's custom loop) trains on it. The unweighted
+    reconstruction error is reported as the metric `"reconstruction_loss"` (in
+    `model.metrics` and the logs of `fit` / `evaluate`): `compute_loss` updates it, on
+    every backend, for Keras `fit` and any trainer that calls `model.compute_loss`.
 
     Args:
         output_dim: Integer >= 1, the number of outputs.
@@ -52,6 +54,8 @@ class ReconstructingRegressor(keras.Model):
         # A Metric attribute is tracked by the model: it shows up in model.metrics,
         # is reset at each epoch, and its result() is logged by fit / evaluate.
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        # (inputs, unweighted reconstruction error) of the last call, for compute_loss.
+        self._last_reconstruction = (None, None)
 
     def build(self, input_shape):
         # The reconstruction layer's width is the number of inputs, known only now.
@@ -64,14 +68,42 @@ class ReconstructingRegressor(keras.Model):
         self.out.build(shape)
 
     def call(self, inputs):
+        hidden = self._hidden(inputs)
+        reconstruction_loss = self._reconstruction_error(inputs, hidden)
+        self.add_loss(self.reconstruction_weight * reconstruction_loss)
+        # Not tracker.update_state() here: JAX's stateless train step cannot update a
+        # metric inside call(). compute_loss, called right after this forward pass,
+        # updates it; Keras hands a call's add_loss terms to compute_loss the same way.
+        self._last_reconstruction = (inputs, reconstruction_loss)
+        return self.out(hidden)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        """The compiled loss plus `model.losses`; also updates `"reconstruction_loss"`.
+
+        Keras's train and test steps (and the customkeras `Trainer`) call it right after
+        the forward pass, in a scope where metrics can be updated on every backend, as
+        Keras updates its own loss tracker.
+        """
+        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                                    training=training)
+        last_inputs, error = self._last_reconstruction
+        self._last_reconstruction = (None, None)
+        if x is not None and last_inputs is not x:
+            # The last call was on other inputs (or none): measure on these.
+            error = self._reconstruction_error(x, self._hidden(x))
+        if error is not None:
+            self.reconstruction_tracker.update_state(error)
+        return loss
+
+    def _hidden(self, inputs):
         hidden = inputs
         for layer in self.hidden:
             hidden = layer(hidden)
-        reconstruction = self.reconstruct(hidden)
-        reconstruction_loss = ops.mean(ops.square(reconstruction - inputs))
-        self.add_loss(self.reconstruction_weight * reconstruction_loss)
-        self.reconstruction_tracker.update_state(reconstruction_loss)
-        return self.out(hidden)
+        return hidden
+
+    def _reconstruction_error(self, inputs, hidden):
+        return ops.mean(ops.square(self.reconstruct(hidden) - inputs))
 
     def get_config(self):
         return {

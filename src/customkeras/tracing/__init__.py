@@ -17,6 +17,8 @@ Everything here traces functions but never executes their graphs, except `count_
 whose wrapper calls the function as the user would.
 """
 
+from customkeras._backend import require_tensorflow; require_tensorflow(__name__)  # noqa: E702
+
 from customkeras.tracing.command import trace_command
 from customkeras.tracing.counting import RetracingError, TraceCounter, count_traces
 from customkeras.tracing.description import FunctionDescription, RetraceProbe, describe

@@ -16,6 +16,8 @@ history = trainer.fit(x_train, y_train, epochs=5, validation_data=(x_valid, y_va
 ```
 """
 
+from customkeras._backend import require_tensorflow; require_tensorflow(__name__)  # noqa: E702
+
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.strategies import STRATEGIES, create_strategy, read_tf_config
