@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from customkeras.training.optimizer_groups import group_optimizer
+from customkeras.training.steps import overrides
 
 
 def compile_model(model, strategy, *, loss, optimizer, metrics, loss_weights,
@@ -43,7 +44,13 @@ def build(model, element_spec, strategy):
         if getattr(model, "compiled", False):
             # Keras's own symbolic build: the layers, the compiled loss and metrics,
             # and the optimizer, from KerasTensors of one batch's structure.
-            model._symbolic_build(data_batch=element_spec)
+            try:
+                model._symbolic_build(data_batch=element_spec)
+            except RuntimeError:
+                # A model with its own step may have no `call` to build from (a GAN):
+                # as Keras `fit` does, its state is built when its step is traced.
+                if not (overrides(model, "train_step") or overrides(model, "test_step")):
+                    raise
         elif not model.built:
             x, _, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
             keras.src.backend.compute_output_spec(
