@@ -242,3 +242,18 @@ def test_write_tfrecord_shards_bad_arguments(args, kwargs, error, message, tmp_p
     with pytest.raises(error, match=message):
         write_tfrecord_shards(*args, **kwargs)
     assert not pathlib.Path(tmp_path / "cache").exists()
+
+
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write(tmp_path, data_dir):
+    root = tmp_path / "cache"
+    key = tfrecords.entry_key(streams._description("california-housing"))
+    entry_name = f"california-housing-{key}"
+    stale, fresh = root / f".{entry_name}.stale.tmp", root / f".{entry_name}.fresh.tmp"
+    for leftover in (stale, fresh):
+        leftover.mkdir(parents=True)
+        (leftover / "train-00000-of-00006.tfrecord").write_bytes(b"half")
+    old = stale.stat().st_mtime - tfrecords._STALE_SECONDS - 1
+    os.utime(stale, (old, old))
+    write_tfrecord_shards("california-housing", data_dir=data_dir, cache_dir=root)
+    # A recent one may belong to a writer still at work: it stays.
+    assert sorted(p.name for p in root.iterdir()) == sorted([entry_name, fresh.name])

@@ -18,6 +18,7 @@ import os
 import pathlib
 import shutil
 import tempfile
+import time
 
 import tensorflow as tf
 
@@ -30,6 +31,9 @@ FORMAT = "customkeras-tfrecords/1"
 
 _CHUNK = 1 << 20
 _PARSE_CHUNK = 1024
+# A writer adds a shard every few seconds, which refreshes its directory's mtime: one left
+# untouched this long belongs to a writer that was killed.
+_STALE_SECONDS = 3600
 
 
 def cache_root(cache_dir=None):
@@ -105,6 +109,17 @@ def _remove(path):
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _remove_stale(root, name):
+    """Delete temporary directories that killed writers of entry `name` left behind."""
+    now = time.time()
+    for path in root.glob(f".{name}.*"):
+        try:
+            if now - path.stat().st_mtime > _STALE_SECONDS:
+                _remove(path)
+        except FileNotFoundError:
+            pass
+
+
 def build_entry(root, name, description, make_splits, overwrite=False):
     """Return the directory of the cache entry for `description`, building it if needed.
 
@@ -126,6 +141,7 @@ def build_entry(root, name, description, make_splits, overwrite=False):
     final = root / f"{name}-{entry_key(description)}"
     if final.is_dir() and not overwrite:
         return final, False
+    _remove_stale(root, final.name)
     building = pathlib.Path(tempfile.mkdtemp(dir=root, prefix=f".{final.name}.", suffix=".tmp"))
     try:
         _build(building, description, make_splits())
