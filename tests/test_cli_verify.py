@@ -54,3 +54,43 @@ def test_a_crashing_component_is_a_failed_row_not_a_crash(tmp_path, monkeypatch,
     assert main(["verify", "--data-dir", str(tmp_path)]) == 1
     table = capsys.readouterr().out
     assert "raised RuntimeError: autodiff is broken" in table and "1 failed" in table
+
+
+# ---- --backend: the same checks on another Keras backend, in a child process ---------
+
+TF_ONLY_CHECKS = {"autodiff gradients of 3w1^2 + 2w1w2 at (5, 3)", "autodiff Hessian at (5, 3)",
+                  "finite-difference gradients at (5, 3)"}
+
+
+@pytest.mark.slow
+def test_verify_on_the_jax_backend(tmp_path, capsys):
+    assert keras.backend.backend() == "tensorflow"  # so the jax checks ran in a child
+    assert main(["verify", "--backend", "jax", "--data-dir", str(tmp_path), "--json"]) == 0
+    on_jax = _checks(capsys)
+    on_tensorflow = {c.name for c in verify.run_checks(str(tmp_path))}
+    # Every check but the TensorFlow-only autodiff ones, all passed.
+    assert set(on_jax) == on_tensorflow - TF_ONLY_CHECKS and len(on_jax) == 7
+    assert all(row["passed"] for row in on_jax.values())
+    table = verify.format_table([verify.Check(**row) for row in on_jax.values()], "jax")
+    assert table.startswith("Keras backend: jax") and "TensorFlow-only" in table
+
+
+def test_a_backend_that_is_not_installed_is_a_clear_error(monkeypatch, capsys):
+    monkeypatch.setattr(verify.importlib.util, "find_spec", lambda name: None)
+    assert main(["verify", "--backend", "jax"]) == 1
+    assert "needs the `jax` package" in capsys.readouterr().err
+
+
+def test_a_child_that_fails_is_an_error_with_its_messages(monkeypatch, capsys):
+    monkeypatch.setattr(verify, "_CHILD_CODE", "import sys; sys.exit('jax went wrong')")
+    assert main(["verify", "--backend", "jax"]) == 1
+    err = capsys.readouterr().err
+    assert "failed to run (exit status 1)" in err and "jax went wrong" in err
+
+
+def test_the_current_backend_runs_here(monkeypatch, tmp_path, capsys):
+    # --backend tensorflow on TensorFlow: no child process, the autodiff checks included.
+    monkeypatch.setattr(verify.subprocess, "run", None)
+    assert main(["verify", "--backend", "tensorflow", "--data-dir", str(tmp_path)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("Keras backend: tensorflow") and "10 passed, 0 failed" in table

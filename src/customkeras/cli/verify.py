@@ -9,20 +9,37 @@ as the chapter does. When that data cannot be loaded, verify says so and makes t
 comparison on a stand-in of the same shape (log-normal features with the housing set's
 wide range of scales), so the install can still be verified offline: the data's absence
 is reported, not counted as a failure of the components.
+
+`--backend jax` (or `torch`, `tensorflow`) runs the checks on that Keras backend. Keras
+picks its backend once per process, so verify runs them in a child Python process with
+`KERAS_BACKEND` set and prints its results. The autodiff checks are TensorFlow-only
+(`customkeras.autodiff`) and run on TensorFlow only; on another backend the table says so.
 """
 
 import argparse
 import dataclasses
+import importlib.util
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from customkeras import activations, autodiff, datasets, layers, losses, metrics, optimizers
+from customkeras import _backend, activations, datasets, layers, losses, metrics, optimizers
+
+if _backend.backend() == "tensorflow":  # autodiff is TensorFlow-only (see run_checks)
+    from customkeras import autodiff
 
 EXIT_FAILED = 1
+# A child running the checks on another backend: imports, traces and runs ~10 checks.
+CHILD_TIMEOUT_SECONDS = 900
+# The child runs this file's code, not `customkeras.cli` (whose `train` command imports
+# the TensorFlow-only customkeras.training).
+_CHILD_CODE = ("import runpy, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; "
+               "runpy.run_path(path, run_name='__main__')")
 
 
 @dataclasses.dataclass
@@ -122,11 +139,8 @@ def check_momentum_sgd() -> list[Check]:
 def check_softplus() -> list[Check]:
     """softplus and its gradient: finite at +-1e3, +-1e30, equal to a float64 reference."""
     points = np.array([-1e30, -1e3, -20.0, -1.0, 0.0, 1.0, 20.0, 1e3, 1e30], dtype=np.float32)
-    x = tf.Variable(points)
-    with tf.GradientTape() as tape:
-        value = activations.softplus(x)
-    gradient = tape.gradient(value, x).numpy()
-    value = np.asarray(value)
+    # The backend's own autodiff (tf.GradientTape, jax.grad, torch.autograd).
+    value, gradient = _backend.gradient_of_sum(activations.softplus, points)
     exact = np.logaddexp(0.0, points.astype(np.float64))
     exact_gradient = 0.5 * (1 + np.tanh(points.astype(np.float64) / 2))  # sigmoid, no overflow
     finite = bool(np.all(np.isfinite(value)) and np.all(np.isfinite(gradient)))
@@ -143,6 +157,8 @@ def check_autodiff() -> list[Check]:
     def f(w1, w2):
         return 3 * w1 ** 2 + 2 * w1 * w2
 
+    import tensorflow as tf
+
     at = [tf.Variable(5.0), tf.Variable(3.0)]
     grads = [float(g) for g in autodiff.gradients(f, at)]
     hessian = np.array([[float(h) for h in row] for row in autodiff.hessians(f, at)])
@@ -158,15 +174,20 @@ def check_autodiff() -> list[Check]:
 
 
 def run_checks(data_dir: str | None = None) -> list[Check]:
-    """Runs every check; a check that raises is reported as failed, not as a crash."""
+    """Runs every check on this process's Keras backend.
+
+    A check that raises is reported as failed, not as a crash. The autodiff checks run
+    on TensorFlow only (`customkeras.autodiff` is TensorFlow-only).
+    """
     x, note = _housing_training_set(data_dir)
     groups: list[tuple[str, Callable[[], list[Check]]]] = [
         ("12c LayerNormalization", lambda: check_layer_normalization(x, note)),
         ("Huber loss and metric", check_huber),
         ("MomentumSGD", check_momentum_sgd),
         ("softplus", check_softplus),
-        ("autodiff", check_autodiff),
     ]
+    if _backend.backend() == "tensorflow":
+        groups.append(("autodiff", check_autodiff))
     results = []
     for name, check in groups:
         try:
@@ -177,14 +198,53 @@ def run_checks(data_dir: str | None = None) -> list[Check]:
     return results
 
 
-def format_table(checks: list[Check]) -> str:
+def run_checks_on(backend: str, data_dir: str | None = None) -> list[Check]:
+    """Runs the checks on a Keras `backend`: here if it is this process's, else in a child.
+
+    Raises:
+        CommandError: the backend's package is not installed, or the child failed
+            without reporting its checks.
+    """
+    # Here, not at the top: the child runs this file without the customkeras.cli package.
+    from customkeras.cli.errors import CommandError
+
+    if backend == _backend.backend():
+        return run_checks(data_dir)
+    package = _backend.BACKEND_PACKAGES[backend]
+    if importlib.util.find_spec(package) is None:
+        raise CommandError(f"the {backend} backend needs the `{package}` package, which is "
+                           f"not installed here: pip install {package}", EXIT_FAILED)
+    env = {**os.environ, "KERAS_BACKEND": backend}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    command = [sys.executable, "-c", _CHILD_CODE, os.path.abspath(__file__), data_dir or ""]
+    try:
+        child = subprocess.run(command, capture_output=True, text=True, env=env,
+                               timeout=CHILD_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired as error:
+        raise CommandError(f"the checks on the {backend} backend did not finish within "
+                           f"{CHILD_TIMEOUT_SECONDS} s", EXIT_FAILED) from error
+    try:
+        rows = json.loads(child.stdout.strip().splitlines()[-1])
+        return [Check(**row) for row in rows]
+    except (IndexError, ValueError, TypeError) as error:
+        stderr = "\n".join(child.stderr.strip().splitlines()[-8:])
+        raise CommandError(f"the checks on the {backend} backend failed to run (exit status "
+                           f"{child.returncode}):\n{stderr}", EXIT_FAILED) from error
+
+
+def format_table(checks: list[Check], backend: str | None = None) -> str:
     """A plain-text table: check, measured, expected, PASS/FAIL, then notes."""
+    backend = backend or _backend.backend()
     headers = ("check", "measured", "expected", "result")
     rows = [(c.name, c.measured, c.expected, "PASS" if c.passed else "FAIL") for c in checks]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(4)]
-    lines = ["  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)).rstrip()
-             for row in [headers, tuple("-" * w for w in widths), *rows]]
+    lines = [f"Keras backend: {backend}"]
+    lines.extend("  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths)).rstrip()
+                 for row in [headers, tuple("-" * w for w in widths), *rows])
     notes = sorted({c.note for c in checks if c.note})
+    if backend != "tensorflow":
+        notes.append("the autodiff checks (customkeras.autodiff) are TensorFlow-only: "
+                     "run `customkeras verify --backend tensorflow` for them")
     lines.extend(f"note: {note}" for note in notes)
     failed = sum(not c.passed for c in checks)
     lines.append(f"{len(checks) - failed} passed, {failed} failed")
@@ -200,19 +260,30 @@ def add_parser(subparsers) -> None:
                     "Huber loss vs keras.losses.Huber, HuberMetric's streaming figures, "
                     "MomentumSGD vs SGD, softplus stability, and the autodiff figures (gradients "
                     "36 and 10, Hessian [[6, 2], [2, 0]]). Exit status 1 if any check fails. "
-                    "Without the housing data, 12c runs on a stand-in input and says so.")
+                    "Without the housing data, 12c runs on a stand-in input and says so. "
+                    "--backend runs them on another Keras backend (in a child process); "
+                    "the autodiff checks are TensorFlow-only.")
     parser.add_argument("--data-dir", metavar="DIR",
                         help="directory holding california-housing/ (default: "
                              "$CUSTOMKERAS_DATA_DIR, then scikit-learn's cache and download)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--backend", choices=_backend.BACKENDS, default=None,
+                        help="Keras backend to run the checks on (default: the one Keras "
+                             "uses in this process, set by KERAS_BACKEND)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras verify`; returns 0 if every check passed, 1 otherwise."""
-    checks = run_checks(args.data_dir)
+    backend = args.backend or _backend.backend()
+    checks = run_checks_on(backend, args.data_dir)
     if args.json:
         print(json.dumps([dataclasses.asdict(c) for c in checks], indent=2))
     else:
-        print(format_table(checks))
+        print(format_table(checks, backend))
     return 0 if all(c.passed for c in checks) else EXIT_FAILED
+
+
+if __name__ == "__main__":
+    # The child of `verify --backend B` (see run_checks_on): argv[1] is the data dir.
+    print(json.dumps([dataclasses.asdict(c) for c in run_checks(sys.argv[1] or None)]))
