@@ -111,3 +111,29 @@ def assert_same_logs(actual, expected, name=""):
     for key, value in expected.items():
         np.testing.assert_allclose(actual[key], value, rtol=0, atol=TOLERANCE,
                                    err_msg=f"{name}: {key}")
+
+
+def write_shards(directory, x, y, count):
+    """Writes `(x, y)` as `count` TFRecord files of consecutive records; returns their paths."""
+    paths = []
+    for index, (xs, ys) in enumerate(zip(np.array_split(x, count), np.array_split(y, count))):
+        path = str(directory / f"shard-{index}-of-{count}.tfrecord")
+        with tf.io.TFRecordWriter(path) as writer:
+            for features, label in zip(xs, ys):
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=features)),
+                    "y": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                })).SerializeToString())
+        paths.append(path)
+    return paths
+
+
+def read_records(paths):
+    """The `(x, y)` records of TFRecord files written by `write_shards`, unbatched."""
+    spec = {"x": tf.io.FixedLenFeature([8], tf.float32), "y": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        return example["x"], example["y"]
+
+    return tf.data.TFRecordDataset(list(paths)).map(parse)
