@@ -17,6 +17,9 @@ import numpy as np
 import tensorflow as tf
 
 from customkeras.training.errors import TrainingDivergedError
+from customkeras.training.keras_backup import BackupAndRestoreSupport
+from customkeras.training.model_setup import optimizers_of
+from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
 
@@ -100,6 +103,12 @@ class Controller:
         callback_list = keras.callbacks.CallbackList(
             list(callbacks), add_history=True, add_progbar=False, model=model, verbose=0,
             epochs=epochs, steps=train.steps_per_epoch)
+        state = TrainingState(model, optimizers_of(model), seed,
+                              checkpointable_input=train.checkpointable,
+                              persistent_input=train.kind != "arrays" and train.steps is not None)
+        for callback in training_state_callbacks(callbacks):
+            callback.set_training_state(state)
+        backup = BackupAndRestoreSupport(callbacks, state)
         self.coordinator.start()  # model.stop_training = False
         self.loops.guard.refresh()
         model._initial_epoch = None
@@ -107,18 +116,27 @@ class Controller:
         progress = None
         try:
             callback_list.on_train_begin()
-            # Keras's convention: BackupAndRestore sets `_initial_epoch` when restoring.
-            start = model._initial_epoch or initial_epoch
+            backup.on_train_begin()
+            # Keras's convention: BackupAndRestore sets `_initial_epoch` when restoring;
+            # a run-management callback may ask for a mid-epoch start.
+            start, resume = model._initial_epoch or initial_epoch, (0, None)
+            if state.resume_point is not None:
+                start, step, saved_seed, restore = state.resume_point
+                resume = (step, restore)
+                if saved_seed is not None:
+                    state.seed = seed = saved_seed
             progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
                                      steps_per_epoch=train.steps_per_epoch)
             for epoch in range(start, epochs):
-                epoch_logs = self._train_epoch(epoch, train, seed, shuffle, epochs - epoch,
-                                               callback_list, progress)
+                epoch_logs = self._train_epoch(
+                    epoch, train, seed, shuffle, epochs - epoch, callback_list, progress,
+                    state, backup, *(resume if epoch == start else (0, None)))
                 if epoch_logs is None:  # the data ran out (steps_per_epoch too many)
                     break
                 if validation is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self.evaluate(validation, callback_list, passes=epochs - epoch)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                state.epoch, state.step = epoch + 1, 0
                 callback_list.on_epoch_end(epoch, epoch_logs)
                 progress.epoch_end(epoch, epoch_logs)
                 training_logs = epoch_logs
@@ -129,19 +147,26 @@ class Controller:
                 optimizer.finalize_variable_values(model.trainable_weights)
             callback_list.on_train_end(training_logs)
         finally:
+            backup.close()
             model._initial_epoch = None
             if progress is not None:
                 progress.close()
         return _history(callback_list)
 
-    def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress):
+    def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
+                     state, backup, first_step, restore):
         self.model.reset_metrics()
+        state.epoch, state.step, state.iterator, state.logs = epoch, first_step, None, {}
         callbacks.on_epoch_begin(epoch)
+        backup.on_epoch_begin(epoch)
         progress.epoch_begin(epoch)
         if source.kind == "arrays":
+            if restore is not None:
+                restore(state)
             return self._train_arrays(epoch, source, seed, shuffle, epochs_left, callbacks,
-                                      progress)
-        return self._train_iterator(epoch, source, epochs_left, callbacks, progress)
+                                      progress, state, first_step)
+        return self._train_iterator(epoch, source, epochs_left, callbacks, progress, state,
+                                    first_step, restore)
 
     def _after_execution(self, epoch, step, result, callbacks, progress):
         steps_run, finite, weights_finite, logs = result
@@ -152,13 +177,14 @@ class Controller:
             self._diverged(epoch, step, steps_run, bool(finite), logs)
         return steps_run, logs
 
-    def _train_arrays(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress):
+    def _train_arrays(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
+                      state, first_step):
         order = source.order(seed, epoch, shuffle)
         batch_size = tf.constant(source.batch_size)
-        xla = self.use_xla("train", epochs_left * source.steps_per_epoch)
-        logs = {}
-        for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                            source.batch_size, xla):
+        xla = self.use_xla("train", epochs_left * source.steps_per_epoch - first_step)
+        logs = dict(state.logs) if first_step else {}
+        for step, count, use_xla in self.planner.executions(
+                source.num_samples, source.batch_size, xla, start=first_step):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
@@ -166,17 +192,22 @@ class Controller:
                                 source.data, order, tf.constant(step), tf.constant(count),
                                 batch_size, xla=use_xla)
             _, logs = self._after_execution(epoch, step, result, callbacks, progress)
+            state.step, state.logs = step + count, logs
             callbacks.on_train_batch_end(step + count - 1, logs)
             progress.execution_end(step + count, logs)
         return dict(logs)
 
-    def _train_iterator(self, epoch, source, epochs_left, callbacks, progress):
+    def _train_iterator(self, epoch, source, epochs_left, callbacks, progress, state,
+                        first_step, restore):
         source.on_epoch_begin()
         iterator = source.epoch_iterator(self.strategy)
+        state.iterator = iterator
+        if restore is not None:
+            restore(state)
         total = source.steps_per_epoch if source.steps is not None else None
         xla = self.use_xla("train", epochs_left * (source.steps_per_epoch or 0))
-        logs, done = {}, 0
-        for step, count, use_xla in self.planner.stream(total, xla):
+        logs, done = (dict(state.logs) if first_step else {}), first_step
+        for step, count, use_xla in self.planner.stream(total, xla, start=first_step):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
@@ -188,6 +219,7 @@ class Controller:
             if steps_run == 0:
                 break
             logs, done = new_logs, step + steps_run
+            state.step, state.logs = done, logs
             callbacks.on_train_batch_end(done - 1, logs)
             progress.execution_end(done, logs)
             if steps_run < count:

@@ -38,16 +38,17 @@ class ExecutionPlanner:
         self._clock = clock
         self.agree = agree
 
-    def executions(self, n_samples, batch_size, xla):
+    def executions(self, n_samples, batch_size, xla, start=0):
         """Yields `(first_step, num_steps, xla)` for each execution of one pass.
 
         With `xla`, the full batches run in the XLA loop and the last, smaller batch
         (if any) in the plain one, so XLA compiles for one batch shape only. The time
-        until the consumer asks for the next execution is what gets measured.
+        until the consumer asks for the next execution is what gets measured. `start`
+        is the first step to run (a resumed epoch).
         """
         total = -(-n_samples // batch_size)
         full = n_samples // batch_size if xla else total
-        step = 0
+        step = start
         while step < total:
             use_xla = xla and step < full
             count = min(self.steps, (full if use_xla else total) - step)
@@ -61,11 +62,11 @@ class ExecutionPlanner:
                 self.steps = int(self.agree(self.steps))
             step += count
 
-    def stream(self, total, xla):
+    def stream(self, total, xla, start=0):
         """Yields `(first_step, num_steps, xla)` for a pass of `total` steps, or of an
         unknown number (None) that ends when the consumer stops asking (its data ran
         out)."""
-        step = 0
+        step = start
         while total is None or step < total:
             count = self.steps if total is None else min(self.steps, total - step)
             start = self._clock()

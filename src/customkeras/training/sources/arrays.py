@@ -111,6 +111,7 @@ class ArraySource:
     """
 
     kind = "arrays"
+    checkpointable = True  # an epoch's order is a function of (seed, epoch)
 
     def __init__(self, x, y, sample_weight, *, batch_size, steps, names, cache, purpose):
         x_name, y_name, w_name = names

@@ -92,6 +92,9 @@ class DatasetSource:
         known = cardinality if cardinality > 0 else None
         self.steps_per_epoch = self.steps or known
         self._persistent = self.steps is not None
+        # A tf.data iterator's position can be saved in a tf.train.Checkpoint; a
+        # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
+        self.checkpointable = isinstance(x, tf.data.Dataset)
         self._iterator = None
         self._distributed = None
 

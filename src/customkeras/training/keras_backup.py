@@ -1,0 +1,121 @@
+"""`keras.callbacks.BackupAndRestore`, exact under the Trainer.
+
+Keras's callback saves the weights (with the optimizer state) and
+`training_metadata.json` (`epoch`, `batch`), and on a rerun restores the weights and
+sets `model._initial_epoch`, which the controller honours. That is exact at epoch
+boundaries, because the Trainer's shuffle order depends only on `(seed, epoch)`. For
+`save_freq=<int>` (mid-epoch saves) Keras restarts the saved epoch from its first
+batch with mid-epoch weights; here, next to each save, a small companion file records
+where the epoch stood (the next step, the shuffle seed, the running metrics and the
+input iterator's position), so the rerun continues at the next step and ends as an
+uninterrupted run would. The companion is used only while its recorded metadata
+equals the callback's `training_metadata.json`; otherwise Keras's behaviour stands.
+"""
+
+import json
+import os
+import warnings
+
+import keras
+import tensorflow as tf
+
+COMPANION = "customkeras_position.json"
+COMPANION_STATE = "customkeras_state"
+
+
+class BackupAndRestoreSupport:
+    """Serves every `BackupAndRestore` among a `fit` call's callbacks.
+
+    Args:
+        callbacks: the callbacks of the call.
+        state: the call's `TrainingState`.
+    """
+
+    def __init__(self, callbacks, state):
+        self.state = state
+        self.callbacks = [c for c in callbacks
+                          if isinstance(c, keras.callbacks.BackupAndRestore)]
+        for callback in self.callbacks:
+            callback._save_model = self._saver(callback)
+
+    def close(self):
+        """Removes the save hooks (the callbacks are the user's)."""
+        for callback in self.callbacks:
+            callback.__dict__.pop("_save_model", None)
+
+    def _with_iterator(self):
+        # An epoch's own iterator matters mid-epoch only; one that carries on across
+        # epochs (`steps_per_epoch`) matters at epoch boundaries too.
+        state = self.state
+        return (state.iterator is not None and state.checkpointable_input
+                and (state.step > 0 or state.persistent_input))
+
+    def _trackables(self, with_iterator):
+        items = {"metrics": self.state.metrics_variables}
+        if with_iterator:
+            items["iterator"] = self.state.iterator
+        return tf.train.Checkpoint(**items)
+
+    def _saver(self, callback):
+        save = type(callback)._save_model.__get__(callback)
+
+        def save_with_position():
+            save()
+            metadata = _read_json(callback._training_metadata_path)
+            prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
+            with_iterator = self._with_iterator()
+            self._trackables(with_iterator).write(prefix)
+            position = {"metadata": metadata, "epoch": self.state.epoch,
+                        "step": self.state.step, "seed": self.state.seed,
+                        "iterator": with_iterator, "logs": self.state.logs}
+            with open(os.path.join(callback.backup_dir, COMPANION), "w") as f:
+                json.dump(position, f)
+
+        return save_with_position
+
+    def on_train_begin(self):
+        """After the callbacks restored: sets the resume point from the first one
+        whose companion matches its metadata."""
+        for callback in self.callbacks:
+            metadata = _read_json(callback._training_metadata_path)
+            if metadata is None:
+                continue
+            position = _read_json(os.path.join(callback.backup_dir, COMPANION))
+            if position is None or position.get("metadata") != metadata:
+                return  # Keras's own resume: `model._initial_epoch`
+            epoch, step = position["epoch"], position["step"]
+            # Keras's callback only learns the epoch at the next epoch's end.
+            callback._current_epoch = epoch
+            if step and not self.state.checkpointable_input:
+                warnings.warn(
+                    "BackupAndRestore: the input (a generator or PyDataset) cannot be "
+                    "checkpointed, so the interrupted epoch replays from its first batch",
+                    stacklevel=3)
+                self.state.resume(epoch, 0, position.get("seed"))
+                return
+            self.state.resume(epoch, step, position.get("seed"),
+                              restore=self._restorer(callback, position))
+            return
+
+    def _restorer(self, callback, position):
+        def restore(state):
+            prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
+            with_iterator = bool(position.get("iterator")) and state.iterator is not None
+            if position["step"] or with_iterator:
+                self._trackables(with_iterator).read(prefix).expect_partial()
+            state.logs = dict(position.get("logs") or {})
+
+        return restore
+
+    def on_epoch_begin(self, epoch):
+        """Keeps each callback's epoch current for its mid-epoch saves."""
+        for callback in self.callbacks:
+            callback._current_epoch = epoch
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
