@@ -226,10 +226,9 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse):
     each batch is parsed at once by `parse` (one `tf.io.parse_example` per batch rather
     than one per record), in chunks of whole batches.
     """
-    files = tf.data.Dataset.from_tensor_slices(paths)
-    # flat_map over the file names keeps the reader visible to tf.distribute's auto-shard
-    # policy, which then gives each worker whole files.
-    dataset = files.flat_map(tf.data.TFRecordDataset)
+    # One reader over the list of files (sequential, in order); tf.distribute's auto-shard
+    # policy sees its file names and gives each worker whole files.
+    dataset = tf.data.TFRecordDataset(paths)
     if shuffle:
         dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
     # Parsing costs mostly per call: parse ~1,024 records at once, then cut them into
