@@ -13,7 +13,7 @@ export CUSTOMKERAS_DATA_DIR ?= $(abspath $(SHARED_DATA))
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test bench bench-distribute clean
+.PHONY: install train test bench bench-quick bench-report bench-distribute clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,12 +39,27 @@ $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	touch $@
 
+# The full benchmarks (about 25 minutes on 2 quiet cores), then the README's tables from
+# benchmarks/results/. BENCH_ARGS passes options on, e.g. BENCH_ARGS="--rounds 3".
 bench: install $(VENV)/.bench-installed
-	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_training.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_custom_steps.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/bench_input.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/report.py
+
+# Every contender once on a few samples (results in /tmp, README untouched): a smoke test.
+bench-quick: install $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/bench_training.py --quick
+	$(BIN)/python benchmarks/bench_custom_steps.py --quick
+	$(BIN)/python benchmarks/bench_input.py --quick
+
+bench-report:
+	$(BIN)/python benchmarks/report.py
 
 bench-distribute: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_distribute.py
+	$(BIN)/python benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -135,9 +135,9 @@ def peak_rss_mb():
 
 
 def unavailable(error):
-    """The row of a contender that cannot run: the error's type and first line."""
-    message = str(error).strip().splitlines()
-    return {"unavailable": f"{type(error).__name__}: {message[0] if message else ''}"[:300]}
+    """The row of a contender that cannot run: the error's type and message, on one line."""
+    message = " ".join(str(error).split())
+    return {"unavailable": f"{type(error).__name__}: {message}"[:400]}
 
 
 def guarded(function, *args, **kwargs):

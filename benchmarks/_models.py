@@ -127,9 +127,6 @@ def gan():
         def metrics(self):
             return [self.d_loss_tracker, self.g_loss_tracker]
 
-        def call(self, codings):
-            return self.discriminator(self.generator(codings))
-
         def train_step(self, data):
             real = data[0] if isinstance(data, tuple) else data
             batch = tf.shape(real)[0]
