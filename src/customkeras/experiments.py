@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import keras
 import numpy as np
 
-from customkeras import datasets, layers, losses, metrics, models, optimizers
+from customkeras import _checks, datasets, layers, losses, metrics, models, optimizers
 
 FASHION_MNIST = "fashion-mnist"
 HOUSING = "housing"
@@ -47,10 +47,6 @@ FASHION_METRICS = ("accuracy",)
 # Exercise 13b's optimizers, used for whichever side the user leaves unspecified.
 LOWER_DEFAULTS = ("sgd", 1e-4)
 UPPER_DEFAULTS = ("nadam", 1e-3)
-
-
-def _choice_error(kind: str, value: object, choices: Sequence[str]) -> ValueError:
-    return ValueError(f"Unknown {kind} {value!r}. Choose from: {', '.join(choices)}.")
 
 
 def _dense_relu(units: int) -> keras.layers.Dense:
@@ -155,10 +151,8 @@ def build_housing_model(name: str, n_features: int = 8) -> keras.Model:
     Returns:
         A built, uncompiled `keras.Model` with one output.
     """
-    if name not in HOUSING_MODELS:
-        raise _choice_error("housing model", name, tuple(HOUSING_MODELS))
-    if n_features != 8:
-        raise ValueError(f"n_features must be 8 (the housing features), got {n_features!r}.")
+    _checks.one_of("name", name, tuple(HOUSING_MODELS))
+    _checks.one_of("n_features", n_features, (8,))  # the housing features
     model = HOUSING_MODELS[name].build()
     # Subclassed models create their weights on first call; checkpoints need them now.
     model(np.zeros((1, n_features), dtype="float32"))
@@ -167,11 +161,9 @@ def build_housing_model(name: str, n_features: int = 8) -> keras.Model:
 
 def build_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     """A fresh optimizer by name (a key of `OPTIMIZERS`) and learning rate."""
-    if name not in OPTIMIZERS:
-        raise _choice_error("optimizer", name, tuple(OPTIMIZERS))
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate!r}.")
-    return OPTIMIZERS[name](learning_rate=float(learning_rate))
+    _checks.one_of("name", name, tuple(OPTIMIZERS))
+    learning_rate = _checks.positive_float("learning_rate", learning_rate)
+    return OPTIMIZERS[name](learning_rate=learning_rate)
 
 
 def build_loss(dataset: str, name: str | None = None, threshold: float = 1.0):
@@ -183,17 +175,14 @@ def build_loss(dataset: str, name: str | None = None, threshold: float = 1.0):
             Defaults to the dataset's loss.
         threshold: the Huber threshold. Defaults to 1.0.
     """
+    _checks.one_of("dataset", dataset, DATASETS)
     if dataset == FASHION_MNIST:
-        if name not in (None, FASHION_LOSS):
-            raise _choice_error("fashion-mnist loss", name, (FASHION_LOSS,))
+        _checks.one_of("name", name, (None, FASHION_LOSS))
         return keras.losses.SparseCategoricalCrossentropy()
-    if dataset != HOUSING:
-        raise _choice_error("dataset", dataset, DATASETS)
-    if name in (None, "mse"):
-        return keras.losses.MeanSquaredError()
+    _checks.one_of("name", name, (None, *HOUSING_LOSSES))
     if name == "huber":
         return losses.HuberLoss(threshold)
-    raise _choice_error("housing loss", name, HOUSING_LOSSES)
+    return keras.losses.MeanSquaredError()
 
 
 def build_metrics(dataset: str, names: Sequence[str] = (), threshold: float = 1.0) -> list:
@@ -205,13 +194,11 @@ def build_metrics(dataset: str, names: Sequence[str] = (), threshold: float = 1.
             `customkeras.metrics.HuberMetric(threshold)`. Defaults to none.
         threshold: the Huber metric's threshold. Defaults to 1.0.
     """
+    _checks.one_of("dataset", dataset, DATASETS)
     if dataset == FASHION_MNIST:
-        unknown = [n for n in names if n not in FASHION_METRICS]
-        if unknown:
-            raise _choice_error("fashion-mnist metric", unknown[0], FASHION_METRICS)
+        for name in names:
+            _checks.one_of("names", name, FASHION_METRICS)
         return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    if dataset != HOUSING:
-        raise _choice_error("dataset", dataset, DATASETS)
     factories = {
         "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
         "mse": lambda: keras.metrics.MeanSquaredError(name="mse"),
@@ -220,8 +207,7 @@ def build_metrics(dataset: str, names: Sequence[str] = (), threshold: float = 1.
     }
     built = []
     for name in names:
-        if name not in factories:
-            raise _choice_error("housing metric", name, HOUSING_METRICS)
+        _checks.one_of("names", name, HOUSING_METRICS)
         built.append(factories[name]())
     return built
 
@@ -250,15 +236,14 @@ def load_splits(dataset: str, data_dir: str | None = None,
         customkeras.datasets.DatasetError: the data is missing or corrupt; the message
             says which directory or variable to set.
     """
+    _checks.one_of("dataset", dataset, DATASETS)
+    if max_train_samples is not None:
+        max_train_samples = _checks.positive_int("max_train_samples", max_train_samples)
     if dataset == FASHION_MNIST:
         train, valid, test = datasets.load_fashion_mnist(data_dir)
-    elif dataset == HOUSING:
-        train, valid, test = datasets.load_california_housing(data_dir, scale=True)
     else:
-        raise _choice_error("dataset", dataset, DATASETS)
+        train, valid, test = datasets.load_california_housing(data_dir, scale=True)
     if max_train_samples is not None:
-        if max_train_samples < 1:
-            raise ValueError(f"max_train_samples must be >= 1, got {max_train_samples!r}.")
         train = (train[0][:max_train_samples], train[1][:max_train_samples])
     return Splits(train=train, valid=valid, test=test)
 
@@ -306,18 +291,16 @@ def build_experiment(dataset: str, model: str = "mlp", *, optimizer: str | None 
     ...     lower_lr=1e-4, upper_optimizer="nadam", upper_lr=1e-3)
     """
     threshold = 1.0 if threshold is None else threshold
+    _checks.one_of("dataset", dataset, DATASETS)
     if dataset == FASHION_MNIST:
-        if model not in FASHION_MODELS:
-            raise _choice_error("fashion-mnist model", model, FASHION_MODELS)
+        _checks.one_of("model", model, FASHION_MODELS)
         if lower_optimizer is not None:
             net, lower, upper = build_fashion_split_mlp()
             groups = {lower: build_optimizer(lower_optimizer, lower_lr),
                       upper: build_optimizer(upper_optimizer, upper_lr)}
             return Experiment(net, build_loss(dataset, loss), groups, build_metrics(dataset))
         net = build_fashion_mlp()
-    elif dataset == HOUSING:
-        net = build_housing_model(model)
     else:
-        raise _choice_error("dataset", dataset, DATASETS)
+        net = build_housing_model(model)
     return Experiment(net, build_loss(dataset, loss, threshold),
                       build_optimizer(optimizer, lr), build_metrics(dataset, metrics, threshold))

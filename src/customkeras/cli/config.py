@@ -24,6 +24,9 @@ HOUSING_DEFAULTS = {"loss": "mse", "threshold": 1.0, "metrics": ("mae",)}
 SPLIT_KEYS = ("lower_optimizer", "lower_lr", "upper_optimizer", "upper_lr")
 # What may change when a run is resumed: it does not change what is computed.
 RESUMABLE = ("epochs", "data_dir", "strategy")
+# Where the training data comes from: arrays in memory (exact resume), or tf.data
+# pipelines read from verified TFRecord shards (customkeras.datasets.stream_*).
+INPUTS = ("arrays", "stream")
 # Counts fit TensorFlow's int32 step and epoch counters.
 COUNT_MAX = 2**31 - 1
 
@@ -58,6 +61,7 @@ class RunConfig:
     data_dir: str | None = None
     strategy: str = "default"
     experiment: str | None = None
+    input: str = "arrays"
 
     @property
     def split_optimizers(self) -> bool:
@@ -88,8 +92,7 @@ FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
 
 
 def _check_choice(key: str, value, choices) -> None:
-    if value not in choices:
-        raise CommandError(f"Unknown {key} {value!r}. Choose from: {', '.join(choices)}.")
+    _checked(_checks.one_of, key, value, tuple(choices))
 
 
 def _checked(check, *args):
@@ -133,13 +136,13 @@ def resolve(values: Mapping) -> RunConfig:
     resolved = {**COMMON_DEFAULTS, **given}
 
     if dataset == experiments.FASHION_MNIST:
-        _check_choice("fashion-mnist model", resolved["model"], experiments.FASHION_MODELS)
+        _check_choice("model", resolved["model"], experiments.FASHION_MODELS)
         for key in ("threshold",):
             if key in given:
                 raise CommandError(f"{key} applies to the housing dataset only.")
         resolved.setdefault("loss", experiments.FASHION_LOSS)
         resolved.setdefault("metrics", experiments.FASHION_METRICS)
-        _check_choice("fashion-mnist loss", resolved["loss"], (experiments.FASHION_LOSS,))
+        _check_choice("loss", resolved["loss"], (experiments.FASHION_LOSS,))
         split = any(key in given for key in SPLIT_KEYS)
         if split:
             if "optimizer" in given or "lr" in given:
@@ -155,7 +158,7 @@ def resolve(values: Mapping) -> RunConfig:
             for key, default in FASHION_DEFAULTS.items():
                 resolved.setdefault(key, default)
     else:
-        _check_choice("housing model", resolved["model"], tuple(experiments.HOUSING_MODELS))
+        _check_choice("model", resolved["model"], tuple(experiments.HOUSING_MODELS))
         for key in SPLIT_KEYS:
             if key in given:
                 raise CommandError(
@@ -166,18 +169,23 @@ def resolve(values: Mapping) -> RunConfig:
         resolved.setdefault("lr", spec.learning_rate)
         for key, default in HOUSING_DEFAULTS.items():
             resolved.setdefault(key, default)
-        _check_choice("housing loss", resolved["loss"], experiments.HOUSING_LOSSES)
+        _check_choice("loss", resolved["loss"], experiments.HOUSING_LOSSES)
 
     resolved.setdefault("strategy", "default")
     _check_choice("strategy", resolved["strategy"], STRATEGIES)
+    resolved.setdefault("input", "arrays")
+    _check_choice("input", resolved["input"], INPUTS)
+    if resolved["input"] == "stream" and "max_train_samples" in given:
+        raise CommandError("max_train_samples applies to --input arrays only (a stream reads "
+                           "whole TFRecord shards).")
     resolved["metrics"] = _parse_metrics(resolved["metrics"])
     metric_choices = (experiments.FASHION_METRICS if dataset == experiments.FASHION_MNIST
                       else experiments.HOUSING_METRICS)
     for name in resolved["metrics"]:
-        _check_choice(f"{dataset} metric", name, metric_choices)
+        _check_choice("metrics", name, metric_choices)
     for key in ("optimizer", "lower_optimizer", "upper_optimizer"):
         if key in resolved:
-            _check_choice(key.replace("_", " "), resolved[key], tuple(experiments.OPTIMIZERS))
+            _check_choice(key, resolved[key], tuple(experiments.OPTIMIZERS))
     for key in ("lr", "lower_lr", "upper_lr", "threshold"):
         if key in resolved:
             resolved[key] = _checked(_checks.positive_float, key, resolved[key])
@@ -196,14 +204,17 @@ EXPERIMENT_KEYS = ("experiment", "epochs", "batch_size", "seed", "max_train_samp
 
 def _resolve_experiment(given: dict) -> RunConfig:
     reference = _checked(_checks.instance, "experiment", given["experiment"], str, "a string")
-    others = sorted(set(given) - set(EXPERIMENT_KEYS))
+    # A config.json of such a run also holds the built-in fields, empty or at defaults.
+    unset = {"metrics": ((), []), "input": ("arrays",)}
+    others = sorted(key for key in set(given) - set(EXPERIMENT_KEYS)
+                    if given[key] not in unset.get(key, ()))
     if others:
         raise CommandError(
             f"{', '.join(others)} cannot be given with an experiment function ({reference}): "
             "it builds its own model, loss, optimizer and metrics. Only "
             f"{', '.join(EXPERIMENT_KEYS[1:])} apply.")
     resolved = {**COMMON_DEFAULTS, **given, "dataset": None, "model": None, "loss": None,
-                "metrics": ()}
+                "metrics": (), "input": "arrays"}
     resolved.setdefault("strategy", "default")
     _check_choice("strategy", resolved["strategy"], STRATEGIES)
     for key in ("epochs", "batch_size", "max_train_samples"):
@@ -257,7 +268,8 @@ def load(path: str | pathlib.Path, *, run_file: bool = False) -> dict:
     if "format" in document:
         if document["format"] != CONFIG_FORMAT or document.get("version") != CONFIG_VERSION:
             raise CommandError(
-                f"{path} is not a customkeras run configuration (format "
+                f"{path}{' is damaged: it' if run_file else ''} is not a customkeras run "
+                "configuration (format "
                 f"{document.get('format')!r} version {document.get('version')!r}; expected "
                 f"{CONFIG_FORMAT!r} version {CONFIG_VERSION}).", exit_code=code)
         document = document.get("config")

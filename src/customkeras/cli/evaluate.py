@@ -3,8 +3,6 @@
 import argparse
 import json
 
-import keras
-
 from customkeras import experiments, training
 from customkeras.cli import artifacts, config, loading
 
@@ -45,11 +43,9 @@ def handle(args: argparse.Namespace) -> int:
     settings = config.resolve(values)
     model = loading.load_model(source.path, unsafe=args.unsafe)
     x_test, y_test = loading.load_data(dataset, data_dir).test
-    # The Trainer needs an optimizer; evaluation never applies it.
     trainer = training.Trainer(
         model, experiments.build_loss(dataset, settings.loss, settings.threshold or 1.0),
-        keras.optimizers.SGD(),
-        experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0))
+        metrics=experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0))
     results = artifacts.as_test_metrics(trainer.evaluate(x_test, y_test,
                                                          batch_size=settings.batch_size))
     if args.json:

@@ -45,13 +45,13 @@ def find_model(path: str) -> ModelSource:
         raise CommandError(f"No model at {model_path}{hint}.", exit_code=1)
     if not is_run:
         return ModelSource(model_path, None)
+    run_values = config.load(run_dir / artifacts.CONFIG_FILE, run_file=True)
     if artifacts.read_manifest(run_dir) is None:
         raise CommandError(
             f"{run_dir} did not finish: it has no {artifacts.MANIFEST_FILE}, so its "
             f"{artifacts.MODEL_FILE} cannot be checked. Finish it with 'customkeras train "
             f"--resume {run_dir}'.", exit_code=1)
     artifacts.check_config_unchanged(run_dir)
-    run_values = config.load(run_dir / artifacts.CONFIG_FILE, run_file=True)
     if run_values.get("experiment") is not None:
         raise CommandError(
             f"{run_dir} trained your experiment {run_values['experiment']}: its test results "
@@ -136,5 +136,19 @@ def load_data(dataset: str, data_dir: str | None = None,
     """`experiments.load_splits`, with a missing or damaged dataset as a `CommandError`."""
     try:
         return experiments.load_splits(dataset, data_dir, max_train_samples)
+    except datasets.DatasetError as error:
+        raise CommandError(f"Cannot load the {dataset} data.\n{error}", exit_code=1) from None
+
+
+def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None):
+    """`train --input stream`: the train (shuffled by `seed`), valid and test `tf.data`
+    pipelines of `dataset`, read from verified TFRecord shards."""
+    stream = (datasets.stream_fashion_mnist if dataset == experiments.FASHION_MNIST
+              else datasets.stream_california_housing)
+    try:
+        return (stream("train", batch_size=batch_size, shuffle=True, seed=seed,
+                       data_dir=data_dir),
+                stream("valid", batch_size=batch_size, data_dir=data_dir),
+                stream("test", batch_size=batch_size, data_dir=data_dir))
     except datasets.DatasetError as error:
         raise CommandError(f"Cannot load the {dataset} data.\n{error}", exit_code=1) from None

@@ -66,11 +66,19 @@ def _build(run_config, strategy=None, with_data=False):
                                        experiment.metrics, strategy=strategy)
             model = experiment.model
         trainer.optimizer.build(model.trainable_variables)
-    if with_data and data is None:
+    if with_data and data is None and run_config.input == "stream":
+        data = _Data(*loading.load_streams(run_config.dataset, run_config.batch_size,
+                                           run_config.seed, run_config.data_dir))
+    elif with_data and data is None:
         splits = loading.load_data(run_config.dataset, run_config.data_dir,
                                    run_config.max_train_samples)
         data = _Data(splits.train, splits.valid, splits.test)
     return trainer, model, data
+
+
+def _batch_size(data, run_config) -> int | None:
+    # Datasets come batched (fit refuses a batch size with them); arrays are batched here.
+    return run_config.batch_size if custom.is_arrays(data) else None
 
 
 def _custom_trainer(model, strategy):
@@ -159,7 +167,7 @@ def _evaluate(trainer, data: _Data, batch_size: int) -> dict:
 
 
 def _finish(run_dir, run_config, trainer, model, data, history) -> int:
-    results = _evaluate(trainer, data, run_config.batch_size)
+    results = _evaluate(trainer, data, _batch_size(data.test, run_config))
     if not distribution.is_chief(trainer.strategy):
         print(f"Worker finished: test {_format_results(results)}. The chief wrote the run's "
               f"files to {_shown(run_dir)}.")
@@ -172,6 +180,9 @@ def _finish(run_dir, run_config, trainer, model, data, history) -> int:
     artifacts.write_manifest(run_dir)
     _print_summary(run_dir, results, len(next(iter(history.values()), [])))
     return 0
+
+
+_DISK_FULL = ("No space left on device", "Disk quota exceeded")
 
 
 def _write_failure(run_dir: pathlib.Path, what: str, latest: str | None) -> CommandError:
@@ -210,6 +221,13 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
         except OSError as error:
             where = error.filename or "a file of the run"
             raise _write_failure(run_dir, f"Cannot write {where}: {error.strerror or error}",
+                                 state["latest"]) from None
+        except tf.errors.OpError as error:
+            # TensorFlow's own writers (TensorBoard logs) report a full disk this way.
+            text = " ".join((error.message or "").split())
+            if not any(cause in text for cause in _DISK_FULL):
+                raise
+            raise _write_failure(run_dir, f"Cannot write the run's files: {text[:300]}",
                                  state["latest"]) from None
 
 
@@ -269,7 +287,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     args, kwargs = custom.fit_arguments(data.train)
     try:
         with interrupt:
-            trainer.fit(*args, epochs=run_config.epochs, batch_size=run_config.batch_size,
+            trainer.fit(*args, epochs=run_config.epochs,
+                        batch_size=_batch_size(data.train, run_config),
                         validation_data=data.validation, shuffle=True, callbacks=callbacks,
                         verbose=verbose, seed=run_config.seed, initial_epoch=completed, **kwargs)
     except training.TrainingDivergedError as error:

@@ -40,14 +40,29 @@ your own experiment: MODULE:FUNCTION or FILE.py[:FUNCTION] (default function: ex
 CUSTOM = "MODULE:FUNCTION"  # the sub-command standing for any experiment function
 
 
+class _Choices(dict):
+    """Sub-command names, plus (once `open_ended`, after every sub-command is added)
+    anything that looks like `MODULE:FUNCTION` or `FILE.py`."""
+
+    open_ended = False
+
+    def __contains__(self, name):
+        return dict.__contains__(self, name) or (self.open_ended
+                                                 and custom.looks_like_reference(name))
+
+
 class _DatasetOrExperiment(argparse._SubParsersAction):
-    """The dataset sub-commands, where an unknown name that looks like `MODULE:FUNCTION`
-    or `FILE.py` selects the experiment-function sub-command (argparse has no hook for
-    open-ended sub-command names)."""
+    """The dataset sub-commands, where a name that looks like `MODULE:FUNCTION` or
+    `FILE.py` selects the experiment-function sub-command (argparse has no hook for
+    open-ended sub-command names: its choices check and its lookup are both here)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._name_parser_map = self.choices = _Choices()
 
     def __call__(self, parser, namespace, values, option_string=None):
         name = values[0]
-        if name not in self._name_parser_map and custom.looks_like_reference(name):
+        if not dict.__contains__(self._name_parser_map, name):
             setattr(namespace, "experiment", name)
             values = [CUSTOM, *values[1:]]
         super().__call__(parser, namespace, values, option_string)
@@ -118,6 +133,11 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
                           help="train on the first N training samples only, for quick runs "
                                "(default: all)")
+    training.add_argument("--input", choices=config.INPUTS, default=s,
+                          help="arrays: the data set in memory (resumes exactly); stream: "
+                               "tf.data pipelines from verified TFRecord shards (the shuffle "
+                               "order after a --resume differs from an uninterrupted run's) "
+                               "(default: arrays)")
 
 
 def add_parser(subparsers) -> None:
@@ -176,6 +196,7 @@ def add_parser(subparsers) -> None:
                     "notes at the end of 'customkeras train --help').",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common_options(own)
+    datasets.choices.open_ended = True
     parser.set_defaults(handler=handle)
 
 
@@ -196,8 +217,8 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
     config_file = run_dir / artifacts.CONFIG_FILE
     if not config_file.is_file():
         raise CommandError(f"{run_dir} is not a run directory: it has no {artifacts.CONFIG_FILE}.")
-    artifacts.check_config_unchanged(run_dir)
     values = config.load(config_file, run_file=True)
+    artifacts.check_config_unchanged(run_dir)
     run_config = config.resolve_run_file(config_file, values)
     # The same command line with --resume added is fine: compare values, not presence.
     given = dict(values)
