@@ -94,7 +94,7 @@ def test_california_stream_equals_the_scaled_arrays(split, shard_cache, data_dir
         np.testing.assert_allclose(np.concatenate(features).mean(axis=0), 0, atol=1e-5)
 
 
-@pytest.mark.parametrize("batch_size", [1, 7, 100, 1024, 1500, 5000])
+@pytest.mark.parametrize("batch_size", [3, 7, 100, 1024, 1500, 5000])
 def test_batches_are_those_of_the_arrays_for_any_batch_size(batch_size, shard_cache, data_dir,
                                                             california_arrays):
     # Records are parsed ~1,024 at a time and re-cut into batches: the batches must be

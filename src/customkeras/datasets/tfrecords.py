@@ -31,6 +31,7 @@ FORMAT = "customkeras-tfrecords/1"
 
 _CHUNK = 1 << 20
 _PARSE_CHUNK = 1024
+_READ_BUFFER = 256 * 1024
 # A writer adds a shard every few seconds, which refreshes its directory's mtime: one left
 # untouched this long belongs to a writer that was killed.
 _STALE_SECONDS = 3600
@@ -228,7 +229,9 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse):
     """
     # One reader over the list of files (sequential, in order); tf.distribute's auto-shard
     # policy sees its file names and gives each worker whole files.
-    dataset = tf.data.TFRecordDataset(paths)
+    # An explicit buffer size (TensorFlow's default) also silences the log line TensorFlow
+    # prints when it is left unspecified.
+    dataset = tf.data.TFRecordDataset(paths, buffer_size=_READ_BUFFER)
     if shuffle:
         dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
     # Parsing costs mostly per call: parse ~1,024 records at once, then cut them into
