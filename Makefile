@@ -39,7 +39,7 @@ $(VENV)/.bench-installed: pyproject.toml | $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"
 	touch $@
 
-# The full benchmarks (about 25 minutes on 2 quiet cores), then the README's tables from
+# The full benchmarks (about 20 minutes on 2 quiet cores), then the README's tables from
 # benchmarks/results/. BENCH_ARGS passes options on, e.g. BENCH_ARGS="--rounds 3".
 bench: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_training.py $(BENCH_ARGS)

@@ -249,8 +249,14 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
         workload, contender = args.child
         child_main(contenders, workload, contender, json.loads(args.settings))
         return
+    workloads = args.workload or list(contenders)
+    known = {name for workload in workloads for name in contenders[workload]}
+    unknown = sorted(set(args.only or ()) - known)
+    if unknown:
+        sys.exit(f"--only: no contender named {', '.join(unknown)} in workloads "
+                 f"{', '.join(workloads)}; expected one of {', '.join(sorted(known))}")
     report = _load(args.output, args.quick)
-    for workload in args.workload or list(contenders):
+    for workload in workloads:
         settings = dict(settings_for(workload, args.quick), data_dir=args.data_dir)
         names = [n for n in contenders[workload] if not args.only or n in args.only]
         if not names:

@@ -32,11 +32,13 @@ def _label(name, workload_name=None):
     return LABELS.get(name, f"`{name}`")
 
 
-def _header(title, workload):
+def _header(title, workload, samples="train_samples"):
     settings = workload.get("settings", {})
-    size = f", first {settings['train_samples']:,} images" if settings.get("train_samples") else ""
-    return (f"**{title}**{size} ({workload.get('rounds', 1)} rounds, best of each; "
-            f"{workload.get('date', '?')[:10]}):")
+    size = f", first {settings[samples]:,} images" if settings.get(samples) else ""
+    rounds = workload.get("rounds", 1)
+    rounds = f"{rounds} rounds, best of each" if rounds > 1 else "1 round"
+    title = title.replace("EPOCHS", str(settings.get("epochs", "?")))
+    return f"**{title}**{size} ({rounds}; {workload.get('date', '?')[:10]}):"
 
 
 def _row(cells):
@@ -83,7 +85,7 @@ _VERSUS = ("`Trainer` steady ÷ this", lambda r: "–")
 
 
 def main_job(workload):
-    return _header("The main job: exercise 13a's MLP, 5 epochs with validation, batch 32, "
+    return _header("The main job: exercise 13a's MLP, EPOCHS epochs with validation, batch 32, "
                    "Nadam(1e-2), on Fashion-MNIST", workload) + "\n\n" + _training_rows(
         workload, "trainer", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS])
 
@@ -110,31 +112,31 @@ def evaluate_predict(workload):
                ("`evaluate`, later calls", part("evaluate", "steady_seconds")),
                ("`predict`, first call", part("predict", "first_call_seconds")),
                ("`predict`, later calls", part("predict", "steady_seconds"))]
-    return _header("`evaluate` and `predict` on the 10,000 test images, batch 32",
-                   workload) + "\n\n" + _training_rows(workload, "trainer", columns)
+    return _header("`evaluate` and `predict` on the test set, batch 32", workload,
+                   "test_samples") + "\n\n" + _training_rows(workload, "trainer", columns)
 
 
 def cnn(workload):
-    return _header("A small CNN (Conv 32 -> pool -> Conv 64 -> pool -> Dense 10), 2 epochs",
+    return _header("A small CNN (Conv 32 -> pool -> Conv 64 -> pool -> Dense 10), EPOCHS epochs",
                    workload) + "\n\n" + _training_rows(
         workload, "trainer", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS])
 
 
 def custom_step(workload):
-    return _header("The Keras guide's custom `train_step` (the MLP as a `keras.Model` subclass)",
+    return _header("The Keras guide's custom `train_step` (the MLP as a `keras.Model` subclass), EPOCHS epochs",
                    workload) + "\n\n" + _training_rows(
         workload, "trainer", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS])
 
 
 def gan(workload):
     return _header("A GAN step: two models, two optimizers (the guide's GAN, the book's "
-                   "Fashion-MNIST dense models)", workload) + "\n\n" + _training_rows(
+                   "Fashion-MNIST dense models), EPOCHS epochs", workload) + "\n\n" + _training_rows(
         workload, "trainer", [_WALL, _STEADY, _RSS, _VERSUS])
 
 
 def tf_data(workload):
     return _header("The same tf.data pipeline (shuffle, batch 32, prefetch) through each "
-                   "loop, the MLP", workload) + "\n\n" + _training_rows(
+                   "loop, the MLP, EPOCHS epochs", workload) + "\n\n" + _training_rows(
         workload, "trainer_dataset", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS], "tf_data")
 
 
