@@ -148,6 +148,21 @@ def test_pydataset_matches_keras_fit(workers):
     _assert_same_run(keras_run, trainer_run)
 
 
+def test_reshuffling_dataset_matches_keras_fit_epoch_by_epoch():
+    # `shuffle(seed=..., reshuffle_each_iteration=True)`: each new iterator draws a new
+    # order. Keras's EpochIterator creates a spare iterator at the end of each epoch and
+    # another at the next epoch's start, so epoch k reads the dataset's pass 2k (passes
+    # 0, 2, 4, ...); equal histories need the same passes.
+    x, y, w = data(100)
+
+    def make():
+        return tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(
+            100, seed=7, reshuffle_each_iteration=True).batch(16)
+
+    keras_run, trainer_run = _fit_both(make, epochs=3)
+    _assert_same_run(keras_run, trainer_run)
+
+
 # ---- item 1: validation data of every kind ----------------------------------------------------
 
 def test_validation_dataset_full_pass_and_with_validation_steps():
