@@ -13,9 +13,13 @@ LABELS = {
     "trainer_arrays": "`Trainer`, resident arrays (no tf.data)",
     "trainer_stream": "`Trainer`, TFRecord shards (`stream_fashion_mnist`)",
 }
-DATASET_LABELS = {"tf_fit_spe32": "Keras `fit`, TF, spe=32, the tf.data pipeline",
-                  "tf_fit_spe32_xla": "Keras `fit`, TF, spe=32 + XLA, the tf.data pipeline",
-                  "tf_fit_spe32_stream": "Keras `fit`, TF, spe=32, TFRecord shards"}
+WORKLOAD_LABELS = {
+    "tf_data": {"tf_fit_spe32": "Keras `fit`, TF, spe=32, the tf.data pipeline",
+                "tf_fit_spe32_xla": "Keras `fit`, TF, spe=32 + XLA, the tf.data pipeline",
+                "tf_fit_spe32_stream": "Keras `fit`, TF, spe=32, TFRecord shards"},
+    # XLA:CPU convolutions inside a while loop are slow: see _jax_loops.build.
+    "cnn": {"jax_optax": "hand-written JAX + optax, a Python loop over a jitted step"},
+}
 
 
 def _number(value, digits=0):
@@ -27,9 +31,7 @@ def _seconds(value):
 
 
 def _label(name, workload_name=None):
-    if workload_name == "tf_data":
-        return DATASET_LABELS.get(name, LABELS.get(name, name))
-    return LABELS.get(name, f"`{name}`")
+    return WORKLOAD_LABELS.get(workload_name, {}).get(name, LABELS.get(name, f"`{name}`"))
 
 
 def _header(title, workload, samples="train_samples"):
@@ -119,7 +121,7 @@ def evaluate_predict(workload):
 def cnn(workload):
     return _header("A small CNN (Conv 32 -> pool -> Conv 64 -> pool -> Dense 10), EPOCHS epochs",
                    workload) + "\n\n" + _training_rows(
-        workload, "trainer", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS])
+        workload, "trainer", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS], "cnn")
 
 
 def custom_step(workload):

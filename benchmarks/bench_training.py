@@ -10,7 +10,8 @@ Contenders, each in its own process (see `_harness.py`):
     `steps_per_execution=32`; that and `jit_compile=True`;
 * jax_fit, jax_fit_spe32                    Keras `fit` on the JAX backend (`KERAS_BACKEND=jax`);
 * jax_optax                                 a hand-written JAX + optax `lax.fori_loop` over
-                                            resident data (`_jax_loops.py`);
+                                            resident data (`_jax_loops.py`; for the CNN a
+                                            Python loop over a jitted step, faster on CPU);
 * eager_loop                                exercise 13a's loop as the notebook writes it
                                             (`--eager-steps` steps; its 5-epoch time is extrapolated);
 * trainer                                   `customkeras.training.Trainer`, defaults.
