@@ -306,8 +306,16 @@ def _load(path, quick):
 
 
 def _write(path, report):
+    from importlib import metadata
+
+    versions = {}
+    for package in ("tensorflow", "keras", "jax", "jaxlib", "optax"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
     report["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
-                         "platform": platform.platform()}
+                         "platform": platform.platform(), "packages": versions}
     report["date"] = _now()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
