@@ -6,7 +6,6 @@ import pytest
 from training_helpers import classification_data, max_abs_difference, mlp
 
 from customkeras.training import Trainer
-from customkeras.training.objectives import resolve_metrics
 
 SPARSE_CE = "sparse_categorical_crossentropy"
 
@@ -109,12 +108,31 @@ def test_regression_metric_names_follow_keras():
 
 
 @pytest.mark.parametrize(
-    "label_shape, output_shape, expected",
-    [((32,), (32, 10), keras.metrics.SparseCategoricalAccuracy),
-     ((32, 1), (32, 10), keras.metrics.SparseCategoricalAccuracy),
-     ((32, 10), (32, 10), keras.metrics.CategoricalAccuracy),
-     ((32, 1), (32, 1), keras.metrics.BinaryAccuracy)],
+    "labels, units, activation, loss",
+    [("sparse", 3, "softmax", "sparse_categorical_crossentropy"),
+     ("sparse column", 3, "softmax", "sparse_categorical_crossentropy"),
+     ("one-hot", 3, "softmax", "categorical_crossentropy"),
+     ("binary", 1, "sigmoid", "binary_crossentropy")],
 )
-def test_accuracy_resolves_like_keras(label_shape, output_shape, expected):
-    (metric,) = resolve_metrics(["accuracy"], label_shape, output_shape)
-    assert type(metric) is expected and metric.name == "accuracy"
+def test_accuracy_resolves_like_keras(labels, units, activation, loss):
+    # "accuracy" means sparse categorical, categorical or binary accuracy depending on
+    # the labels and outputs, as `compile` decides: the histories must agree.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(48, 4)).astype("float32")
+    classes = rng.integers(0, units if units > 1 else 2, size=48)
+    y = {"sparse": classes, "sparse column": classes[:, None],
+         "one-hot": np.eye(3, dtype="float32")[classes],
+         "binary": classes[:, None].astype("float32")}[labels]
+
+    def model():
+        keras.utils.set_random_seed(3)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(units, activation=activation)])
+
+    reference = model()
+    reference.compile("sgd", loss, metrics=["accuracy"])
+    expected = reference.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    history = Trainer(model(), loss, "sgd", metrics=["accuracy"]).fit(
+        x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss"]
+    for key, values in expected.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=1e-5, err_msg=key)

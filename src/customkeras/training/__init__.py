@@ -1,10 +1,12 @@
-"""The training engine: a fast custom training loop (chapter 12, exercise 13).
+"""The training engine: a fast custom training loop (chapter 12, exercise 13), open.
 
-`Trainer` keeps the chapter's loop semantics (mean loss plus `model.losses`,
-constraints after every step, streaming metrics reset per epoch, validation at each
-epoch's end, per-group optimizers) and runs several steps per traced graph call, on
-one device or, through `tf.distribute`, on several devices (`MirroredStrategy`) or
-processes and machines (`MultiWorkerMirroredStrategy`, see `create_strategy`).
+`Trainer` runs Keras's default step (the compiled loss, metrics and optimizer, as
+`fit`) or a model's own `train_step` (the Keras guide's override point: GANs,
+gradient surgery, several models) in an in-graph multi-step loop, over in-memory
+arrays or streamed data (tf.data, generators, `PyDataset`), on one device or, through
+`tf.distribute`, on several devices (`MirroredStrategy`) or processes and machines
+(`MultiWorkerMirroredStrategy`, see `create_strategy`). `run` holds run management:
+exact resume, graceful Ctrl-C, one owner per run directory. See docs/architecture.md.
 
 Example:
 
@@ -20,13 +22,31 @@ from customkeras._backend import require_tensorflow; require_tensorflow(__name__
 
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.optimizer_groups import group_optimizer
+from customkeras.training.run import (
+    CheckpointError,
+    EpochCheckpoint,
+    GracefulInterrupt,
+    RunCheckpoint,
+    RunError,
+    RunLock,
+    RunLockedError,
+)
+from customkeras.training.state import TrainingState
 from customkeras.training.strategies import STRATEGIES, create_strategy, read_tf_config
 from customkeras.training.trainer import Trainer
 
 __all__ = [
     "STRATEGIES",
+    "CheckpointError",
+    "EpochCheckpoint",
+    "GracefulInterrupt",
+    "RunCheckpoint",
+    "RunError",
+    "RunLock",
+    "RunLockedError",
     "Trainer",
     "TrainingDivergedError",
+    "TrainingState",
     "create_strategy",
     "group_optimizer",
     "read_tf_config",

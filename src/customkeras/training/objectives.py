@@ -1,8 +1,8 @@
-"""Turning the loss and metrics given to the `Trainer` into Keras objects.
+"""Checking the loss given to the `Trainer`, and knowing what labels it expects.
 
-Names and conventions follow `model.compile`, so a history from the `Trainer` has
-the keys a history from `model.fit` would have (`"accuracy"` stays `"accuracy"`,
-`"mae"` stays `"mae"`, a metric object keeps its `name`).
+The Trainer compiles the model with the loss and metrics (so names and conventions
+are `model.compile`'s); this module only checks a loss up front, with a message that
+names it, and tells a sparse loss apart for the label checks of `sources.model_fit`.
 """
 
 import keras
@@ -68,58 +68,3 @@ def is_sparse_categorical(loss):
     function = getattr(loss, "fn", None)
     name = getattr(function, "__name__", "") or getattr(loss, "name", "")
     return name.replace("_", "").lower() in {n.replace("_", "") for n in _SPARSE_LOSS_NAMES}
-
-
-def resolve_metrics(metrics, label_shape, output_shape):
-    """Returns metric objects named as `model.compile` would name them.
-
-    `"accuracy"` / `"acc"` become binary, sparse categorical or categorical accuracy
-    depending on the shapes, as in Keras.
-
-    Args:
-        metrics: a list or tuple of metric objects, functions or names.
-        label_shape: the shape of one batch of labels (only the rank and last
-            dimension matter).
-        output_shape: the shape of one batch of model outputs.
-
-    Returns:
-        A list of `keras.metrics.Metric` objects with unique names.
-    """
-    if isinstance(metrics, (str, keras.metrics.Metric)) or callable(metrics):
-        metrics = [metrics]
-    resolved = []
-    for identifier in metrics:
-        resolved.append(_resolve_metric(identifier, label_shape, output_shape))
-    names = [m.name for m in resolved]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated or "loss" in names:
-        raise ValueError(
-            f"`metrics` names must be unique and differ from 'loss'; received names {names}"
-        )
-    return resolved
-
-
-def _resolve_metric(identifier, label_shape, output_shape):
-    if isinstance(identifier, str) and identifier.lower() in ("accuracy", "acc"):
-        is_binary = output_shape[-1] == 1
-        is_sparse = len(label_shape) < len(output_shape) or (
-            label_shape[-1] == 1 and output_shape[-1] > 1
-        )
-        if is_binary:
-            return keras.metrics.BinaryAccuracy(name=identifier)
-        if is_sparse:
-            return keras.metrics.SparseCategoricalAccuracy(name=identifier)
-        return keras.metrics.CategoricalAccuracy(name=identifier)
-    metric = _from_registry(keras.metrics.get, identifier)
-    if not isinstance(metric, keras.metrics.Metric):
-        if not callable(metric):
-            raise ValueError(
-                "each entry of `metrics` must be a keras.metrics.Metric, a function "
-                f"f(y_true, y_pred) or a Keras metric name; received {identifier!r}"
-            )
-        metric = keras.metrics.MeanMetricWrapper(
-            metric, name=getattr(metric, "__name__", None)
-        )
-    if isinstance(identifier, str):
-        metric.name = identifier
-    return metric
