@@ -127,7 +127,10 @@ def test_two_workers_with_per_worker_tfrecord_shards_agree(python_executable, tm
     x, y, _ = data(128)
     shards = write_shards(tmp_path, x, y, 2)  # 64 records each: 4 steps of 2 x 16
     outputs = [tmp_path / f"worker{index}.json" for index in range(2)]
-    command = lambda index: [python_executable, "-c", WORKER, str(outputs[index]), *shards]  # noqa: E731
+
+    def command(index):
+        return [python_executable, "-c", WORKER, str(outputs[index]), *shards]
+
     with Workers(command, 2, _env(), tmp_path) as workers:
         statuses = workers.wait_all(timeout=240)
         assert statuses == [0, 0], [workers.output(i)[1][-3000:] for i in range(2)]
