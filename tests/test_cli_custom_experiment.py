@@ -114,6 +114,9 @@ def test_a_file_experiment_trains_resumes_exactly_and_plots(experiment_file, tmp
         np.testing.assert_array_equal(ours, theirs)
     assert _train("--resume", str(resumed), "--batch-size", "64") == 2
     assert "--batch-size 32 -> 64" in capsys.readouterr().err
+    # evaluate/predict use the built-in datasets: they say where this run's results are.
+    assert main(["evaluate", str(straight)]) == 1
+    assert "its test results are in metrics.json" in capsys.readouterr().err
 
 
 def test_a_module_experiment_under_a_strategy_and_a_custom_train_step(

@@ -92,10 +92,10 @@ FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
 
 
 def _check_choice(key: str, value, choices) -> None:
-    _checked(_checks.one_of, key, value, tuple(choices))
+    checked(_checks.one_of, key, value, tuple(choices))
 
 
-def _checked(check, *args):
+def checked(check, *args):
     """Runs a `customkeras._checks` check; its TypeError/ValueError becomes a usage error."""
     try:
         return check(*args)
@@ -107,9 +107,11 @@ def _parse_metrics(value) -> tuple[str, ...]:
     if isinstance(value, str):
         value = [name.strip() for name in value.split(",") if name.strip()]
     if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
-        raise CommandError(f"metrics must be a comma-separated list of names, got {value!r}.")
+        raise CommandError("`metrics` must be a comma-separated list of names; received "
+                           f"metrics={value!r}")
     if len(set(value)) != len(value):
-        raise CommandError(f"metrics lists a name twice: {','.join(value)}.")
+        raise CommandError("`metrics` must not list a name twice; received "
+                           f"metrics={','.join(value)!r}")
     return tuple(value)
 
 
@@ -188,11 +190,11 @@ def resolve(values: Mapping) -> RunConfig:
             _check_choice(key, resolved[key], tuple(experiments.OPTIMIZERS))
     for key in ("lr", "lower_lr", "upper_lr", "threshold"):
         if key in resolved:
-            resolved[key] = _checked(_checks.positive_float, key, resolved[key])
+            resolved[key] = checked(_checks.positive_float, key, resolved[key])
     for key in ("epochs", "batch_size", "max_train_samples"):
         if key in resolved:
-            resolved[key] = _checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
-    resolved["seed"] = _checked(_checks.seed, "seed", resolved["seed"])
+            resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
+    resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
         resolved["data_dir"] = str(resolved["data_dir"])
     return RunConfig(**resolved)
@@ -203,7 +205,7 @@ EXPERIMENT_KEYS = ("experiment", "epochs", "batch_size", "seed", "max_train_samp
 
 
 def _resolve_experiment(given: dict) -> RunConfig:
-    reference = _checked(_checks.instance, "experiment", given["experiment"], str, "a string")
+    reference = checked(_checks.instance, "experiment", given["experiment"], str, "a string")
     # A config.json of such a run also holds the built-in fields, empty or at defaults.
     unset = {"metrics": ((), []), "input": ("arrays",)}
     others = sorted(key for key in set(given) - set(EXPERIMENT_KEYS)
@@ -219,8 +221,8 @@ def _resolve_experiment(given: dict) -> RunConfig:
     _check_choice("strategy", resolved["strategy"], STRATEGIES)
     for key in ("epochs", "batch_size", "max_train_samples"):
         if key in resolved:
-            resolved[key] = _checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
-    resolved["seed"] = _checked(_checks.seed, "seed", resolved["seed"])
+            resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
+    resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
         resolved["data_dir"] = str(resolved["data_dir"])
     return RunConfig(**resolved)

@@ -5,9 +5,8 @@ import json
 
 import numpy as np
 
-from customkeras import datasets, experiments
-from customkeras.cli import loading
-from customkeras.cli.errors import CommandError
+from customkeras import _checks, datasets, experiments
+from customkeras.cli import config, loading
 
 
 def add_parser(subparsers) -> None:
@@ -40,8 +39,7 @@ def _rows(dataset: str, predictions: np.ndarray, y_true: np.ndarray) -> list[dic
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras predict`; returns the exit status."""
-    if args.n < 1:
-        raise CommandError(f"--n must be >= 1, got {args.n}.")
+    config.checked(_checks.positive_int, "n", args.n)
     source = loading.find_model(args.model)
     dataset, data_dir = loading.dataset_and_data_dir(args, source)
     model = loading.load_model(source.path, unsafe=args.unsafe)

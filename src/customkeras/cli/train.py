@@ -11,7 +11,7 @@ known, before anything else touches TensorFlow: a multi-worker strategy must be.
 import argparse
 import pathlib
 
-from customkeras import experiments
+from customkeras import _checks, experiments
 from customkeras.cli import artifacts, cluster, config, custom, resume, run, rundir
 from customkeras.cli.errors import CommandError
 from customkeras.training import STRATEGIES, distribution
@@ -72,10 +72,11 @@ def _seconds(value: str) -> float:
     try:
         seconds = float(value)
     except ValueError:
-        seconds = -1.0
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {value!r}")
-    return seconds
+        raise argparse.ArgumentTypeError(f"must be a number of seconds; received {value!r}")
+    try:
+        return _checks.positive_float("worker_timeout", seconds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _verbosity(value: str):
