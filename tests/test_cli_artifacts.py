@@ -7,7 +7,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from customkeras.cli import artifacts
+from customkeras.cli import artifacts, rundir
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
 
@@ -90,17 +90,53 @@ def test_manifest_detects_a_changed_file(tmp_path):
         artifacts.verify_manifest(tmp_path / "model.keras")
 
 
-def test_prepare_run_dir_refuses_an_existing_run(tmp_path):
+def test_a_new_run_refuses_a_directory_holding_a_run(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(CommandError, match="--resume"):
-        artifacts.prepare_run_dir(tmp_path)
+        with rundir.new_run(tmp_path):
+            pass
+    assert sorted(os.listdir(tmp_path)) == ["config.json"]  # lock released and deleted
 
 
-def test_prepare_run_dir_fails_on_an_unwritable_place(tmp_path):
+def test_a_new_run_fails_on_an_unwritable_place(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     with pytest.raises(CommandError, match="not writable"):
-        artifacts.prepare_run_dir(blocker / "run")
+        with rundir.new_run(blocker / "run"):
+            pass
+
+
+def test_a_new_run_that_fails_leaves_no_directory_but_keeps_one_with_files(tmp_path):
+    with pytest.raises(RuntimeError):
+        with rundir.new_run(tmp_path / "run") as run_dir:
+            assert (run_dir / "run.lock").is_file()
+            raise RuntimeError("bad data")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(RuntimeError):
+        with rundir.new_run(tmp_path / "kept") as run_dir:
+            (run_dir / "config.json").write_text("{}")
+            raise RuntimeError("killed later")
+    assert sorted(os.listdir(tmp_path / "kept")) == ["config.json"]
+
+
+def test_stale_temporary_files_are_recognised_by_their_name(tmp_path):
+    (tmp_path / ".history.json.0123456789ab.tmp.json").write_text("half")
+    (tmp_path / ".model.keras.a1b2c3d4e5f6.tmp.keras").write_text("half")
+    (tmp_path / ".hidden-but-mine").write_text("keep")
+    (tmp_path / "history.json").write_text("{}")
+    removed = artifacts.remove_stale_files(tmp_path)
+    assert sorted(p.name for p in removed) == [".history.json.0123456789ab.tmp.json",
+                                               ".model.keras.a1b2c3d4e5f6.tmp.keras"]
+    assert sorted(os.listdir(tmp_path)) == [".hidden-but-mine", "history.json"]
+
+
+def test_an_oserror_while_writing_names_the_final_file(tmp_path):
+    target = tmp_path / "metrics.json"
+    with pytest.raises(OSError) as caught:
+        with artifacts.atomic_path(target) as tmp:
+            raise OSError(28, "No space left on device", str(tmp))
+    assert caught.value.filename == str(target) and caught.value.errno == 28
+    assert _leftovers(tmp_path) == []
 
 
 def test_default_run_dirs_never_collide(tmp_path):

@@ -18,7 +18,6 @@ import os
 import pathlib
 import re
 import secrets
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 
 from customkeras.cli.errors import CommandError
@@ -229,26 +228,3 @@ def default_run_dir(dataset: str, root: str | os.PathLike = "runs") -> pathlib.P
         suffix += 1
         candidate = pathlib.Path(root) / f"{dataset}-{stamp}-{suffix}"
     return candidate
-
-
-def prepare_run_dir(path: str | os.PathLike) -> pathlib.Path:
-    """Creates the output directory and proves it writable, before any training.
-
-    Raises:
-        CommandError: the directory already holds a run (use `--resume`) or cannot be
-            created or written.
-    """
-    path = pathlib.Path(path)
-    if (path / CONFIG_FILE).exists():
-        raise CommandError(
-            f"{path} already holds a run (it has {CONFIG_FILE}). Continue it with "
-            f"'customkeras train --resume {path}', or choose another --output-dir.")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as error:
-        raise CommandError(
-            f"Output directory {path} is not writable ({error.strerror or error}). "
-            "Choose another --output-dir.") from None
-    return path.resolve()
