@@ -139,7 +139,7 @@ def low_level_model(seed=0, n_features=4):
     inputs = keras.Input((n_features,))
     hidden = keras.layers.Dense(8, activation="relu")(inputs)
     model = LowLevelModel(inputs, keras.layers.Dense(1)(hidden))
-    model.compile(optimizer=keras.optimizers.SGD(0.05))  # no loss, no metrics
+    model.compile(optimizer=keras.optimizers.SGD(0.005))  # no loss, no metrics
     return model
 
 

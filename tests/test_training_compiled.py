@@ -64,9 +64,11 @@ def test_compiled_model_fit_evaluate_predict():
     reference, model = _twins(lambda: mlp(seed=1), optimizer=lambda: keras.optimizers.Nadam(0.01),
                               loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     initial = model.get_weights()
+    trainer = Trainer(model)
+    # Before any training too (the compiled metrics are not built yet).
+    assert_same_predictions(trainer.predict(x), reference.predict(x, verbose=0))
     options = dict(FIT, epochs=2, validation_data=(x[:40], y[:40]))
     expected = reference.fit(x, y, **options)
-    trainer = Trainer(model)
     history = trainer.fit(x, y, **options)
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert_same_run(history, expected, model, reference, initial)
