@@ -72,7 +72,8 @@ def test_works_as_a_dense_activation():
     layer.build(x.shape)
     kernel, bias = (w.numpy() for w in layer.weights)
     np.testing.assert_allclose(
-        layer(x), reference_softplus(x @ kernel + bias), rtol=1e-5, atol=1e-6
+        ops.convert_to_numpy(layer(x)), reference_softplus(x @ kernel + bias), rtol=1e-5,
+        atol=1e-6,
     )
 
 

@@ -69,7 +69,8 @@ def test_regularizer_adds_to_model_losses(regularizer, factor):
     )
     model(np.ones((2, 5), "float32"))
     expected = [factor * np.abs(layer.kernel.numpy()).sum() for layer in model.layers]
-    np.testing.assert_allclose(sorted(map(float, model.losses)), sorted(expected), rtol=1e-6)
+    losses = [float(keras.ops.convert_to_numpy(loss)) for loss in model.losses]
+    np.testing.assert_allclose(sorted(losses), sorted(expected), rtol=1e-6)
 
 
 def test_l1_config_and_validation():
@@ -99,7 +100,7 @@ def test_constraint_holds_after_an_optimizer_step(constraint):
     )  # pushes the first column below zero
     before = layer.kernel.numpy()
     optimizer = keras.optimizers.SGD(learning_rate=1.0)
-    optimizer.apply_gradients([(gradient, layer.kernel)])
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(gradient), layer.kernel)])
     after = layer.kernel.numpy()
     np.testing.assert_array_equal(after, np.maximum(before - gradient, 0))
     assert (after >= 0).all() and (after[:, 0] == 0).all()

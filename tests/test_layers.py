@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from customkeras.layers import (
     Exponential,
@@ -29,7 +30,7 @@ def test_layer_normalization_matches_keras(shape, random_weights):
         alpha, beta = RNG.random(shape[-1]), RNG.random(shape[-1])
         ours.set_weights([alpha, beta])
         reference.set_weights([alpha, beta])
-    assert np.max(np.abs(np.asarray(ours(X)) - np.asarray(reference(X)))) <= 1e-5
+    assert np.max(np.abs(to_numpy(ours(X)) - to_numpy(reference(X)))) <= 1e-5
 
 
 def test_layer_normalization_small_variance_puts_epsilon_inside_sqrt():
@@ -37,8 +38,9 @@ def test_layer_normalization_small_variance_puts_epsilon_inside_sqrt():
     # differ a lot; Keras (and we) use the latter.
     X = np.array([[1.0, 1.01, 0.99, 1.0], [5.0, 5.0, 5.0, 5.0]], "float32")
     expected = (X - X.mean(-1, keepdims=True)) / np.sqrt(X.var(-1, keepdims=True) + 1e-3)
-    np.testing.assert_allclose(LayerNormalization()(X), expected, atol=1e-5)
-    np.testing.assert_allclose(keras.layers.LayerNormalization()(X), expected, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(LayerNormalization()(X)), expected, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(keras.layers.LayerNormalization()(X)), expected,
+                               atol=1e-5)
 
 
 def test_layer_normalization_weights():
@@ -60,14 +62,14 @@ def test_exponential():
 def test_simple_dense_matches_numpy_and_keras_dense():
     X = RNG.normal(size=(5, 4)).astype("float32")
     layer = SimpleDense(3, activation="relu")
-    output = np.asarray(layer(X))
+    output = to_numpy(layer(X))
     kernel, bias = layer.get_weights()
     assert kernel.shape == (4, 3) and bias.shape == (3,)
     np.testing.assert_allclose(output, np.maximum(X @ kernel + bias, 0), rtol=1e-5, atol=1e-6)
     dense = keras.layers.Dense(3, activation="relu")
     dense.build(X.shape)
     dense.set_weights([kernel, bias])
-    np.testing.assert_allclose(output, dense(X), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(output, to_numpy(dense(X)), rtol=1e-6, atol=1e-6)
     assert layer.compute_output_shape((None, 7, 4)) == (None, 7, 3)
 
 
@@ -119,7 +121,7 @@ def test_gaussian_noise_seed_reproducible():
 def test_residual_block_matches_numpy():
     X = RNG.normal(size=(6, 5)).astype("float32")
     block = ResidualBlock(3, 5)
-    output = np.asarray(block(X))
+    output = to_numpy(block(X))
     assert len(block.hidden) == 3 and len(block.trainable_weights) == 6
     Z = X
     for layer in block.hidden:

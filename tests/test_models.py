@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from keras.ops import convert_to_numpy as to_numpy
 
 from customkeras.models import (
     ReconstructingRegressor,
@@ -30,7 +31,7 @@ def residual(block, inputs):
 
 def test_residual_regressor_architecture():
     model = ResidualRegressor(2)
-    predictions = np.asarray(model(X))
+    predictions = to_numpy(model(X))
     assert predictions.shape == (32, 2)
     # hidden1, two blocks of two Dense layers, out: 6 Dense layers, 12 variables.
     assert len(model.trainable_weights) == 12
@@ -43,7 +44,7 @@ def test_residual_regressor_architecture():
 
 def test_wide_and_deep_regressor_concatenates_inputs_and_deep_path():
     model = WideAndDeepRegressor(output_dim=3, units=7)
-    predictions = np.asarray(model(X))
+    predictions = to_numpy(model(X))
     assert predictions.shape == (32, 3)
     deep = dense(model.hidden2, dense(model.hidden1, X))
     wide_and_deep = np.concatenate([X, deep], axis=1)
@@ -62,7 +63,7 @@ def reconstruction_mse(model, inputs):
 
 def test_reconstructing_regressor_adds_weighted_reconstruction_loss():
     model = ReconstructingRegressor(1, reconstruction_weight=0.2)
-    predictions = np.asarray(model(X))
+    predictions = to_numpy(model(X))
     assert predictions.shape == (32, 1)
     assert model.reconstruct.kernel.shape == (30, 6)  # created in build: 6 inputs
     (loss,) = model.losses
@@ -81,6 +82,26 @@ def test_reconstruction_loss_is_a_reported_metric():
     assert logs["reconstruction_loss"] == pytest.approx(expected_reconstruction, rel=1e-4)
     mse = np.mean((model.predict(X, verbose=0) - Y) ** 2)
     assert logs["loss"] == pytest.approx(mse + 0.05 * expected_reconstruction, rel=1e-4)
+
+
+def test_compute_loss_adds_the_term_and_updates_the_metric():
+    # A step built from model(x) and model.compute_loss (Keras's train_step, the
+    # customkeras Trainer) gets the weighted term in the loss and the metric, on every
+    # backend, and a compute_loss on other inputs measures those inputs.
+    keras.utils.set_random_seed(4)
+    model = ReconstructingRegressor(1, reconstruction_weight=0.2)
+    model.compile(loss="mse")
+    x = keras.ops.convert_to_tensor(X)
+    y_pred = model(x, training=True)
+    loss = float(to_numpy(model.compute_loss(x=x, y=Y, y_pred=y_pred)))
+    first = reconstruction_mse(model, X)
+    mse = np.mean((to_numpy(y_pred) - Y) ** 2)
+    assert loss == pytest.approx(mse + 0.2 * first, rel=1e-4)
+    assert float(model.reconstruction_tracker.result()) == pytest.approx(first, rel=1e-4)
+    other = X[:8] * 3.0  # no call on these: compute_loss measures them itself
+    model.compute_loss(x=other, y=Y[:8], y_pred=y_pred[:8])
+    expected_mean = (first + reconstruction_mse(model, other)) / 2
+    assert float(model.reconstruction_tracker.result()) == pytest.approx(expected_mean, rel=1e-4)
 
 
 MODELS = [

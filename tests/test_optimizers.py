@@ -18,7 +18,8 @@ def test_matches_keras_sgd_step_by_step(momentum, nesterov):
     optimizer = MomentumSGD(learning_rate=0.05, momentum=momentum, nesterov=nesterov)
     keras_optimizer = keras.optimizers.SGD(0.05, momentum=momentum, nesterov=nesterov)
     for _ in range(6):
-        grads = [rng.normal(size=value.shape).astype("float32") for value in initial]
+        grads = [keras.ops.convert_to_tensor(rng.normal(size=value.shape).astype("float32"))
+                 for value in initial]
         optimizer.apply_gradients(zip(grads, ours))
         keras_optimizer.apply_gradients(zip(grads, reference))
         for mine, theirs in zip(ours, reference):

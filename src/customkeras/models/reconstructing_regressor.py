@@ -91,7 +91,8 @@ class ReconstructingRegressor(keras.Model):
         self._last_reconstruction = (None, None)
         if x is not None and last_inputs is not x:
             # The last call was on other inputs (or none): measure on these.
-            error = self._reconstruction_error(x, self._hidden(x))
+            inputs = ops.cast(ops.convert_to_tensor(x), self.compute_dtype)
+            error = self._reconstruction_error(inputs, self._hidden(inputs))
         if error is not None:
             self.reconstruction_tracker.update_state(error)
         return loss
