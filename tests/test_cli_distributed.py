@@ -39,8 +39,9 @@ def _assert_same_history(run_dir, reference):
     ours, theirs = _json(run_dir / "history.json"), _json(reference / "history.json")
     assert ours.keys() == theirs.keys()
     for key, values in theirs.items():
-        # float32 rounding: val_loss is ~70 here (a few outliers in 1,000 samples).
-        np.testing.assert_allclose(ours[key], values, rtol=1e-6, atol=1e-5, err_msg=key)
+        # float32 rounding: val_loss is ~70 here (a few outliers in 1,000 samples); sums
+        # over replicas in another order differ by ~1.5e-6 relative.
+        np.testing.assert_allclose(ours[key], values, rtol=1e-5, atol=1e-5, err_msg=key)
 
 
 def _command(python_executable):

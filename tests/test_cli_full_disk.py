@@ -14,39 +14,19 @@ import subprocess
 import time
 
 import keras
-import numpy as np
 import pytest
 import tensorflow as tf
+
+from test_cli_run_directory import TRAIN, _assert_same_run, _json
 
 from customkeras.cli import main
 
 pytestmark = pytest.mark.data
 
-TRAIN = ["train", "housing", "--max-train-samples", "256", "--verbose", "0"]
-
-
-def _json(path):
-    return json.loads(path.read_text())
-
 
 def _train(run_dir, data_dir, epochs):
     return main([*TRAIN, "--epochs", str(epochs), "--output-dir", str(run_dir),
                  "--data-dir", str(data_dir)])
-
-
-def _assert_same_run(run_dir, reference):
-    # To float rounding: the engine sizes its executions by timing, which varies by process.
-    ours, theirs = _json(run_dir / "history.json"), _json(reference / "history.json")
-    assert ours.keys() == theirs.keys() and ours["epoch"] == theirs["epoch"]
-    for key in theirs:
-        np.testing.assert_allclose(ours[key], theirs[key], rtol=1e-5, atol=1e-6, err_msg=key)
-    ours, theirs = _json(run_dir / "metrics.json"), _json(reference / "metrics.json")
-    assert ours.keys() == theirs.keys()
-    np.testing.assert_allclose(list(ours.values()), list(theirs.values()), rtol=1e-5)
-    weights = zip(keras.saving.load_model(run_dir / "model.keras").get_weights(),
-                  keras.saving.load_model(reference / "model.keras").get_weights(), strict=True)
-    for a, b in weights:
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def _one_error_line(err):

@@ -1,12 +1,13 @@
 """The `customkeras` command: the chapter's experiments from one command.
 
-Sub-commands: `train` (exercise 13 on Fashion-MNIST, the California-housing regressions;
-resumable), `evaluate` and `predict` (trained models, loaded in safe mode), `verify`
-(the chapter's checks against this install) and `trace` (`customkeras.tracing`: how a
-function is traced into graphs). `customkeras COMMAND --help` for each.
+Sub-commands: `train` (exercise 13 on Fashion-MNIST, the California-housing regressions,
+or your own `MODULE:FUNCTION`; resumable), `evaluate` and `predict` (trained models,
+loaded in safe mode), `verify` (the chapter's checks against this install) and `trace`
+(`customkeras.tracing`: how a function is traced into graphs). `customkeras COMMAND --help` for each.
 
 Exit status: 0 success; 1 a failure at run time (missing data, a failed check, a damaged
-or unsafe model, diverged training); 2 bad usage; 130 interrupted by Ctrl-C.
+or unsafe model, a damaged run or one in use by another process, a full disk, diverged
+training); 2 bad usage; 130 interrupted by Ctrl-C.
 """
 
 import argparse

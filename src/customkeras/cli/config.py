@@ -173,8 +173,6 @@ def resolve(values: Mapping) -> RunConfig:
             resolved.setdefault(key, default)
         _check_choice("loss", resolved["loss"], experiments.HOUSING_LOSSES)
 
-    resolved.setdefault("strategy", "default")
-    _check_choice("strategy", resolved["strategy"], STRATEGIES)
     resolved.setdefault("input", "arrays")
     _check_choice("input", resolved["input"], INPUTS)
     if resolved["input"] == "stream" and "max_train_samples" in given:
@@ -191,6 +189,13 @@ def resolve(values: Mapping) -> RunConfig:
     for key in ("lr", "lower_lr", "upper_lr", "threshold"):
         if key in resolved:
             resolved[key] = checked(_checks.positive_float, key, resolved[key])
+    return _common(resolved)
+
+
+def _common(resolved: dict) -> RunConfig:
+    """Checks what every run has (counts, seed, strategy) and makes the `RunConfig`."""
+    resolved.setdefault("strategy", "default")
+    _check_choice("strategy", resolved["strategy"], STRATEGIES)
     for key in ("epochs", "batch_size", "max_train_samples"):
         if key in resolved:
             resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
@@ -217,15 +222,7 @@ def _resolve_experiment(given: dict) -> RunConfig:
             f"{', '.join(EXPERIMENT_KEYS[1:])} apply.")
     resolved = {**COMMON_DEFAULTS, **given, "dataset": None, "model": None, "loss": None,
                 "metrics": (), "input": "arrays"}
-    resolved.setdefault("strategy", "default")
-    _check_choice("strategy", resolved["strategy"], STRATEGIES)
-    for key in ("epochs", "batch_size", "max_train_samples"):
-        if key in resolved:
-            resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
-    resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
-    if "data_dir" in resolved:
-        resolved["data_dir"] = str(resolved["data_dir"])
-    return RunConfig(**resolved)
+    return _common(resolved)
 
 
 def to_json(config: RunConfig, **run_info) -> str:

@@ -61,6 +61,7 @@ def new_run(path: str | pathlib.Path) -> Iterator[pathlib.Path]:
             raise CommandError(
                 f"{path} already holds a run (it has {artifacts.CONFIG_FILE}). Continue it with "
                 f"'customkeras train --resume {path}', or choose another --output-dir.")
+        _remove_stale(path)
         yield path.resolve()
     finally:
         lock.release()
