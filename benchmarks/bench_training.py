@@ -106,8 +106,6 @@ def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_mode
 
 
 def trainer_train(settings, build=_models.mlp):
-    import keras
-
     from customkeras.training import Trainer
 
     (x_train, y_train), validation, test = load_data(settings)
@@ -122,7 +120,7 @@ def trainer_train(settings, build=_models.mlp):
             validation_data=validation if settings.get("validation") else None,
             seed=settings["seed"], callbacks=callbacks, verbose=0)
 
-    keras.utils.set_random_seed(settings["seed"])
+    _models.set_random_seed(settings["seed"])
     result = drive(setup, settings, len(x_train))
     result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE)["accuracy"]
     return result
