@@ -53,8 +53,13 @@ class Check:
     note: str = ""
 
 
+def _numpy(x) -> np.ndarray:
+    # convert_to_numpy also reads tensors that PyTorch keeps for autograd.
+    return np.asarray(keras.ops.convert_to_numpy(x), np.float64)
+
+
 def _max_abs(a, b) -> float:
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+    return float(np.max(np.abs(_numpy(a) - _numpy(b))))
 
 
 def _tolerance_check(name: str, difference: float, tolerance: float, note: str = "") -> Check:
@@ -101,8 +106,9 @@ def check_huber() -> list[Check]:
     for threshold in (0.5, 1.0, 2.0):
         expected = keras.losses.Huber(delta=threshold)(y_true, y_pred)
         worst = max(worst, _max_abs(losses.HuberLoss(threshold)(y_true, y_pred), expected),
-                    _max_abs(np.mean(losses.create_huber(threshold)(y_true, y_pred)), expected))
-    worst = max(worst, _max_abs(np.mean(losses.huber_fn(y_true, y_pred)),
+                    _max_abs(keras.ops.mean(losses.create_huber(threshold)(y_true, y_pred)),
+                             expected))
+    worst = max(worst, _max_abs(keras.ops.mean(losses.huber_fn(y_true, y_pred)),
                                 keras.losses.Huber(delta=1.0)(y_true, y_pred)))
     rows = [_tolerance_check("Huber loss vs keras.losses.Huber (thresholds 0.5, 1, 2)",
                              worst, 1e-5)]
@@ -127,7 +133,8 @@ def check_momentum_sgd() -> list[Check]:
         reference = keras.optimizers.SGD(0.05, momentum=0.9, nesterov=nesterov)
         worst = 0.0
         for step in range(10):
-            gradient = np.random.default_rng(step).normal(size=(5, 3)).astype(np.float32)
+            gradient = keras.ops.convert_to_tensor(
+                np.random.default_rng(step).normal(size=(5, 3)).astype(np.float32))
             custom.apply_gradients([(gradient, ours)])
             reference.apply_gradients([(gradient, theirs)])
             worst = max(worst, _max_abs(ours, theirs))
