@@ -140,15 +140,16 @@ def test_steps_per_execution_gives_the_same_run_without_retracing():
         trainer.evaluate(x, y, batch_size=16)
         traces = model.python_steps
         counts = trainer.trace_counts
-        # More epochs, another number of samples, another execution size: no retrace.
+        # More epochs, another number of samples, another execution size: no retrace
+        # (the step's Python body, which runs only while tracing, never runs again).
         trainer.fit(x[:70], y[:70], **FIT, epochs=3)
         trainer.fit(x, y, **FIT)
         trainer.evaluate(x[:33], y[:33], batch_size=16)
-        runs[steps_per_execution] = (traces, model.python_steps)
+        runs[steps_per_execution] = counts["train_step"]
         assert model.python_steps == traces, steps_per_execution
         assert trainer.trace_counts == counts, steps_per_execution
-    # One trace each (two at most: a full batch and the smaller last batch, as Keras).
-    assert all(1 <= traces <= 2 for traces, _ in runs.values()), runs
+    # One trace of the loop's step (two at most: a full batch and the smaller last batch).
+    assert all(1 <= traces <= 2 for traces in runs.values()), runs
 
 
 def test_jit_compiled_custom_step_matches_fit():
