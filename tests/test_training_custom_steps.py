@@ -29,6 +29,7 @@ from custom_step_helpers import (
 )
 
 from customkeras.training import Trainer, TrainingDivergedError
+from customkeras.training import controller as controller_module
 
 TESTS = pathlib.Path(__file__).resolve().parent
 FIT = dict(batch_size=16, shuffle=False, verbose=0)
@@ -159,6 +160,26 @@ def test_jit_compiled_custom_step_matches_fit():
     trainer = Trainer(model, jit_compile=True)
     history = trainer.fit(x, y, **FIT, epochs=2, validation_data=(x[:32], y[:32]))
     assert_same_run(history, expected, model, reference, initial=guide_model(seed=8).get_weights())
+
+
+class HostStepModel(GuideModel):
+    """Its step sends the inputs through NumPy (`tf.numpy_function`): no XLA kernel."""
+
+    def train_step(self, data):
+        x, y = data
+        host_x = tf.numpy_function(lambda a: a, [x], tf.float32, stateful=False)
+        host_x.set_shape(x.shape)
+        return super().train_step((host_x, y))
+
+
+def test_auto_xla_falls_back_when_the_custom_step_cannot_compile(monkeypatch):
+    monkeypatch.setattr(controller_module, "XLA_MIN_STEPS", 1)  # XLA from the first step
+    x, y = regression_data(64, seed=14)
+    reference, model = guide_model(seed=14, cls=HostStepModel), guide_model(seed=14, cls=HostStepModel)
+    expected = reference.fit(x, y, **FIT, epochs=2)
+    with pytest.warns(UserWarning, match="XLA could not compile"):
+        history = Trainer(model).fit(x, y, **FIT, epochs=2)
+    assert_same_run(history, expected, model, reference, guide_model(seed=14).get_weights())
 
 
 class _Recorder(keras.callbacks.Callback):
