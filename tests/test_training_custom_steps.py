@@ -175,7 +175,8 @@ class HostStepModel(GuideModel):
 def test_auto_xla_falls_back_when_the_custom_step_cannot_compile(monkeypatch):
     monkeypatch.setattr(controller_module, "XLA_MIN_STEPS", 1)  # XLA from the first step
     x, y = regression_data(64, seed=14)
-    reference, model = guide_model(seed=14, cls=HostStepModel), guide_model(seed=14, cls=HostStepModel)
+    reference = guide_model(seed=14, cls=HostStepModel)
+    model = guide_model(seed=14, cls=HostStepModel)
     expected = reference.fit(x, y, **FIT, epochs=2)
     with pytest.warns(UserWarning, match="XLA could not compile"):
         history = Trainer(model).fit(x, y, **FIT, epochs=2)
