@@ -113,7 +113,8 @@ shards = sys.argv[2:]
 with strategy.scope():
     model = mlp(seed=1)
     trainer = trainer_for(model, strategy=strategy)
-history = trainer.fit(read_records(shards).batch(32), epochs=2, shuffle=False, verbose=0)
+history = trainer.fit(read_records(shards).batch(32), epochs=2, shuffle=False, verbose=0,
+                      validation_data=read_records(shards).batch(32))
 results = {"weights": [v.tolist() for v in model.get_weights()], "history": history.history,
            "iterations": int(model.optimizer.iterations.numpy()),
            "evaluation": trainer.evaluate(read_records(shards).batch(32))}
@@ -145,10 +146,16 @@ def test_two_workers_with_per_worker_tfrecord_shards_agree(python_executable, tm
     halves = [read_records([path]).batch(16) for path in shards]
     joined = tf.data.Dataset.zip(tuple(halves)).map(
         lambda a, b: (tf.concat([a[0], b[0]], 0), tf.concat([a[1], b[1]], 0)))
+    # Validation and evaluation: means over all 128 records, however they are grouped.
     model = mlp(seed=1)
-    history = trainer_for(model).fit(joined, epochs=2, shuffle=False, verbose=0)
+    trainer = trainer_for(model)
+    history = trainer.fit(joined, epochs=2, shuffle=False, verbose=0,
+                          validation_data=read_records(shards).batch(32))
     assert_same_weights([np.array(w) for w in chief["weights"]], model.get_weights(),
                         "workers vs one device")
     assert_same_history(chief["history"], history, "workers vs one device")
+    assert "val_loss" in history.history
+    assert_same_logs(chief["evaluation"], trainer.evaluate(read_records(shards).batch(32)),
+                     "evaluate: workers vs one device")
     assert max(np.abs(a - b).max() for a, b in zip(model.get_weights(),
                                                    mlp(seed=1).get_weights())) > 1e-3
