@@ -77,7 +77,9 @@ def test_reconstruction_loss_is_a_reported_metric():
     history = model.fit(X, Y, epochs=2, batch_size=16, verbose=0)
     assert "reconstruction_loss" in [m.name for m in model.metrics]
     assert len(history.history["reconstruction_loss"]) == 2
-    logs = model.evaluate(X, Y, batch_size=32, verbose=0, return_dict=True)
+    # Batches of 10, 10, 10 and 2: weighted by batch size (as Keras's loss), the result
+    # is the mean over all samples.
+    logs = model.evaluate(X, Y, batch_size=10, verbose=0, return_dict=True)
     expected_reconstruction = reconstruction_mse(model, X)
     assert logs["reconstruction_loss"] == pytest.approx(expected_reconstruction, rel=1e-4)
     mse = np.mean((model.predict(X, verbose=0) - Y) ** 2)
@@ -100,7 +102,8 @@ def test_compute_loss_adds_the_term_and_updates_the_metric():
     assert float(model.reconstruction_tracker.result()) == pytest.approx(first, rel=1e-4)
     other = X[:8] * 3.0  # no call on these: compute_loss measures them itself
     model.compute_loss(x=other, y=Y[:8], y_pred=y_pred[:8])
-    expected_mean = (first + reconstruction_mse(model, other)) / 2
+    # Weighted by batch size, as Keras's loss tracker: 32 samples, then 8.
+    expected_mean = (32 * first + 8 * reconstruction_mse(model, other)) / 40
     assert float(model.reconstruction_tracker.result()) == pytest.approx(expected_mean, rel=1e-4)
 
 

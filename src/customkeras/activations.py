@@ -9,7 +9,8 @@ softplus(z)  = log(1 + exp(-|z|)) + max(z, 0)
 softplus'(z) = sigmoid(z)
 ```
 
-which stay finite for every finite float32 input.
+which stay finite for every finite float32 input. The gradient is defined with
+`keras.ops.custom_gradient`, so it is used on the TensorFlow, JAX and PyTorch backends.
 """
 
 import keras
@@ -23,7 +24,8 @@ def _softplus_with_stable_gradient(z):
     value = ops.log1p(ops.exp(-ops.abs(z))) + ops.maximum(z, 0.0)
 
     def gradient(*args, upstream=None):
-        # TensorFlow passes the upstream gradient positionally, JAX by keyword.
+        # TensorFlow and JAX pass the upstream gradient positionally; PyTorch passes
+        # it as `upstream=`, after the inputs.
         if upstream is None:
             (upstream,) = args
         return upstream * ops.sigmoid(z)

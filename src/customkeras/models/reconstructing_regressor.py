@@ -24,8 +24,9 @@ class ReconstructingRegressor(keras.Model):
     to the model's losses (`add_loss`), so any training loop that adds `model.losses`
     (Keras `fit`, the chapter's custom loop) trains on it. The unweighted
     reconstruction error is reported as the metric `"reconstruction_loss"` (in
-    `model.metrics` and the logs of `fit` / `evaluate`): `compute_loss` updates it, on
-    every backend, for Keras `fit` and any trainer that calls `model.compute_loss`.
+    `model.metrics` and the logs of `fit` / `evaluate`; the mean over samples, as
+    Keras's `"loss"`): `compute_loss` updates it, on every backend, for Keras `fit`
+    and any trainer that calls `model.compute_loss`.
 
     Args:
         output_dim: Integer >= 1, the number of outputs.
@@ -89,12 +90,18 @@ class ReconstructingRegressor(keras.Model):
                                     training=training)
         last_inputs, error = self._last_reconstruction
         self._last_reconstruction = (None, None)
-        if x is not None and last_inputs is not x:
+        if x is None:
+            return loss
+        if last_inputs is not x:
             # The last call was on other inputs (or none): measure on these.
-            inputs = ops.cast(ops.convert_to_tensor(x), self.compute_dtype)
-            error = self._reconstruction_error(inputs, self._hidden(inputs))
-        if error is not None:
-            self.reconstruction_tracker.update_state(error)
+            x = ops.cast(ops.convert_to_tensor(x), self.compute_dtype)
+            error = self._reconstruction_error(x, self._hidden(x))
+        # Weighted by the batch size, as Keras weights its loss tracker: the epoch's
+        # value is the mean over samples, also when the last batch (or a replica's
+        # share of a batch) is smaller; an empty share adds nothing (its mean is NaN).
+        batch_size = ops.cast(ops.shape(x)[0], error.dtype)
+        error = ops.where(batch_size > 0, error, ops.zeros_like(error))
+        self.reconstruction_tracker.update_state(error, sample_weight=batch_size)
         return loss
 
     def _hidden(self, inputs):
