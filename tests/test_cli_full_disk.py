@@ -7,7 +7,6 @@ A real full disk where a small tmpfs can be mounted (root, as in CI), and simula
 """
 
 import errno
-import json
 import os
 import signal
 import subprocess

@@ -3,7 +3,8 @@
 Sub-commands: `train` (exercise 13 on Fashion-MNIST, the California-housing regressions,
 or your own `MODULE:FUNCTION`; resumable), `evaluate` and `predict` (trained models,
 loaded in safe mode), `verify` (the chapter's checks against this install) and `trace`
-(`customkeras.tracing`: how a function is traced into graphs). `customkeras COMMAND --help` for each.
+(`customkeras.tracing`: how a function is traced into graphs).
+`customkeras COMMAND --help` for each.
 
 Exit status: 0 success; 1 a failure at run time (missing data, a failed check, a damaged
 or unsafe model, a damaged run or one in use by another process, a full disk, diverged

@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
                         help="evaluation batch size (default: the run's, else 32)")
     housing = parser.add_argument_group("housing (default: the run's settings)")
     housing.add_argument("--loss", choices=experiments.HOUSING_LOSSES, help="default: mse")
-    housing.add_argument("--threshold", type=float, metavar="T", help="Huber threshold (default: 1.0)")
+    housing.add_argument("--threshold", type=float, metavar="T",
+                         help="Huber threshold (default: 1.0)")
     housing.add_argument("--metrics", metavar="NAMES",
                          help=f"comma-separated, among {', '.join(experiments.HOUSING_METRICS)} "
                               "(default: mae)")

@@ -148,7 +148,8 @@ def _print_summary(run_dir: pathlib.Path, results: dict, n_epochs: int) -> None:
         (artifacts.METRICS_FILE, "test loss and metrics"),
         (f"{artifacts.HISTORY_CSV}, {artifacts.HISTORY_JSON}", "loss and metrics per epoch"),
         (artifacts.CURVES_FILE, "learning curves (training dashed, validation solid)"),
-        (artifacts.CONFIG_FILE, f"repeat: customkeras train --config {run_dir / artifacts.CONFIG_FILE}"),
+        (artifacts.CONFIG_FILE,
+         f"repeat: customkeras train --config {run_dir / artifacts.CONFIG_FILE}"),
         (artifacts.LOG_DIR + "/", f"tensorboard --logdir {run_dir / artifacts.LOG_DIR}"),
         (artifacts.CHECKPOINT_DIR + "/", f"more epochs: customkeras train --resume {run_dir} "
                                          "--epochs N"),
@@ -175,7 +176,8 @@ def _finish(run_dir, run_config, trainer, model, data, history) -> int:
     _write_history(run_dir, history, run_config)
     with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
         model.save(tmp)
-    artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE, artifacts.as_test_metrics(results))
+    artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE,
+                                artifacts.as_test_metrics(results))
     # Last: the run is finished once its manifest exists (a kill before leaves it resumable).
     artifacts.write_manifest(run_dir)
     _print_summary(run_dir, results, len(next(iter(history.values()), [])))
