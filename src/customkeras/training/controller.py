@@ -125,6 +125,8 @@ class Controller:
                 resume = (step, restore)
                 if saved_seed is not None:
                     state.seed = seed = saved_seed
+            if train.kind != "arrays" and start > 0:
+                train.fast_forward(start, self.strategy)  # the iterators before `start`
             progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
                                      steps_per_epoch=train.steps_per_epoch)
             for epoch in range(start, epochs):
@@ -142,8 +144,9 @@ class Controller:
                 training_logs = epoch_logs
                 if self.coordinator.agree_to_stop():
                     break
+            # As `fit`: EMA weights (`use_ema=True`) replace the trained ones.
             optimizer = getattr(model, "optimizer", None)
-            if optimizer is not None and hasattr(optimizer, "finalize_variable_values"):
+            if isinstance(optimizer, keras.optimizers.Optimizer) and epochs > 0:
                 optimizer.finalize_variable_values(model.trainable_weights)
             callback_list.on_train_end(training_logs)
         finally:
@@ -200,13 +203,13 @@ class Controller:
     def _train_iterator(self, epoch, source, epochs_left, callbacks, progress, state,
                         first_step, restore):
         source.on_epoch_begin()
-        iterator = source.epoch_iterator(self.strategy)
+        iterator = source.begin_epoch(self.strategy)
         state.iterator = iterator
         if restore is not None:
             restore(state)
-        total = source.steps_per_epoch if source.steps is not None else None
+        total = source.steps_this_epoch()
         xla = self.use_xla("train", epochs_left * (source.steps_per_epoch or 0))
-        logs, done = (dict(state.logs) if first_step else {}), first_step
+        logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
         for step, count, use_xla in self.planner.stream(total, xla, start=first_step):
             if self.coordinator.should_stop():
                 break
@@ -216,29 +219,25 @@ class Controller:
                 iterator, count, xla=use_xla)
             steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
                                                         progress)
-            if steps_run == 0:
-                break
-            logs, done = new_logs, step + steps_run
-            state.step, state.logs = done, logs
-            callbacks.on_train_batch_end(done - 1, logs)
-            progress.execution_end(done, logs)
-            if steps_run < count:
+            ran_out = steps_run < count
+            if steps_run:
+                logs, done = new_logs, step + steps_run
+                state.step, state.logs = done, logs
+                callbacks.on_train_batch_end(done - 1, logs)
+                progress.execution_end(done, logs)
+            if ran_out:
                 break
         source.on_epoch_end()
-        if total is None or done < total:
-            # One whole pass over a finite dataset: its length is known from now on.
-            if done == 0 and not self.model.stop_training:
-                raise ValueError(f"`{source.name}` yielded no batch: it must yield at "
-                                 "least one per epoch (is it empty, or exhausted?)")
-            if total is not None and not self.model.stop_training:
-                warnings.warn("Your input ran out of data; interrupting training. Make "
-                              "sure that it can generate at least `steps_per_epoch * "
-                              "epochs` batches (e.g. `dataset.repeat()`).", stacklevel=3)
-                source.exhausted()
-                return None
-            if not self.model.stop_training:
-                source.steps_per_epoch = done
-            source.exhausted()
+        if self.model.stop_training and done < (total or done + 1):
+            return dict(logs)  # stopped: the epoch's iterator stays where it is
+        if done == 0:
+            raise ValueError(f"`{source.name}` yielded no batch: it must yield at least one "
+                             "per epoch (is it empty, or exhausted?)")
+        if source.end_epoch(done, ran_out, self.strategy):
+            warnings.warn("Your input ran out of data: this epoch ran fewer than "
+                          "`steps_per_epoch` steps. Make sure that it can generate at least "
+                          "`steps_per_epoch * epochs` batches (e.g. `dataset.repeat()`).",
+                          stacklevel=3)
         return dict(logs)
 
     def _diverged(self, epoch, first_step, steps_run, loss_finite, logs):
@@ -279,7 +278,7 @@ class Controller:
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
-            iterator = source.epoch_iterator(self.strategy)
+            iterator = source.pass_iterator(self.strategy)
             xla = self.use_xla("test", passes * (source.steps_per_epoch or 0))
             total = source.steps
             for step, count, use_xla in self.planner.stream(total, xla):
@@ -294,7 +293,6 @@ class Controller:
                 logs = _floats(new_logs)
                 callbacks.on_test_batch_end(step + steps_run - 1, logs)
                 if steps_run < count:
-                    source.exhausted()
                     break
             source.on_epoch_end()
             if not logs:
@@ -322,7 +320,7 @@ class Controller:
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
         else:
             source.on_epoch_begin()
-            iterator = source.epoch_iterator(self.strategy)
+            iterator = source.pass_iterator(self.strategy)
             xla = self.use_xla("predict", source.steps_per_epoch or 0)
             for step, count, _ in self.planner.stream(source.steps, False):
                 callbacks.on_predict_batch_begin(step)
@@ -335,7 +333,6 @@ class Controller:
                     parts.append(tf.nest.map_structure(np.asarray, outputs))
                     callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})
                 if steps_run < count:
-                    source.exhausted()
                     break
             source.on_epoch_end()
             if not parts:

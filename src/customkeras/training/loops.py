@@ -215,6 +215,9 @@ class Loops:
             was refreshed. `logs` is the model's step logs, or None for the default
             step (read `model.metrics`).
         """
+        if self.run_eagerly:
+            return self._eager("train", self._array_batches(data, order, first_step,
+                                                            batch_size), num_steps, True)
         spec = data_spec(data)
         key = ("train", "arrays", bool(jit_compile), _spec_key(spec))
         logs_spec = self._logs_spec("train", spec, sliced=True)
@@ -226,6 +229,9 @@ class Loops:
 
     def test_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
         """Runs `num_steps` evaluation steps over resident `data`; returns the logs."""
+        if self.run_eagerly:
+            return self._eager("test", self._array_batches(data, None, first_step,
+                                                           batch_size), num_steps, True)[1]
         spec = data_spec(data)
         key = ("test", "arrays", bool(jit_compile), _spec_key(spec))
         logs_spec = self._logs_spec("test", spec, sliced=True)
@@ -235,6 +241,9 @@ class Loops:
 
     def predict_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
         """Returns the outputs of `num_steps` prediction steps, concatenated."""
+        if self.run_eagerly:
+            return self._eager("predict", self._array_batches(data, None, first_step,
+                                                              batch_size), num_steps, True)[1]
         spec = data_spec(data)
         key = ("predict", "arrays", bool(jit_compile), _spec_key(spec))
         out_spec = self.structure("predict", spec, sliced=True)
@@ -249,6 +258,8 @@ class Loops:
             `(steps_run, finite, weights_finite, logs)` as `train_arrays`; fewer steps
             than asked (with `finite`) means the data ran out.
         """
+        if self.run_eagerly:
+            return self._eager("train", _iterator_batches(iterator), num_steps, False)
         key = ("train", "iterator", bool(jit_compile), _spec_key(element_spec))
         logs_spec = self._logs_spec("train", element_spec, sliced=False)
         self.guard  # after the probe: a custom step's optimizers now exist
@@ -258,6 +269,8 @@ class Loops:
 
     def test_iterator(self, iterator, num_steps, element_spec, jit_compile):
         """Runs up to `num_steps` evaluation steps; returns `(steps_run, logs)`."""
+        if self.run_eagerly:
+            return self._eager("test", _iterator_batches(iterator), num_steps, False)
         key = ("test", "iterator", bool(jit_compile), _spec_key(element_spec))
         logs_spec = self._logs_spec("test", element_spec, sliced=False)
         body = functools.partial(self._test_iterator_loop, bool(jit_compile), logs_spec)
@@ -266,6 +279,8 @@ class Loops:
 
     def predict_iterator(self, iterator, num_steps, element_spec, jit_compile):
         """Returns `(steps_run, outputs)` of up to `num_steps` prediction steps."""
+        if self.run_eagerly:
+            return self._eager("predict", _iterator_batches(iterator), num_steps, False)
         key = ("predict", "iterator", bool(jit_compile), _spec_key(element_spec))
         out_spec = self.structure("predict", element_spec, sliced=False)
         body = functools.partial(self._predict_iterator_loop, bool(jit_compile), out_spec)
@@ -289,10 +304,51 @@ class Loops:
                     "metric")
         return logs
 
+    # ---- run_eagerly: one step at a time, in Python ------------------------------------
+
+    def _array_batches(self, data, order, first_step, batch_size):
+        size = tf.shape(tf.nest.flatten(data)[0])[0]
+        step = int(first_step)
+        while True:
+            start = step * int(batch_size)
+            stop = tf.minimum(start + batch_size, size if order is None else tf.shape(order)[0])
+            indices = tf.range(start, stop) if order is None else order[start:stop]
+            yield tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
+            step += 1
+
+    def _eager(self, kind, batches, num_steps, sliced):
+        """Runs up to `num_steps` steps in Python (`run_eagerly`), for print / pdb.
+
+        Returns what the graph loops return: for "train" `(steps_run, finite,
+        weights_finite, logs)`, otherwise `(steps_run, logs or outputs)`.
+        """
+        step = getattr(self.steps, kind)
+        logs, outputs, steps_run, finite = {}, [], 0, tf.constant(True)
+        for _, batch in zip(range(int(num_steps)), batches):
+            out = self._step(kind, batch, sliced)
+            steps_run += 1
+            if kind == "predict":
+                outputs.append(self._gathered(out))
+                continue
+            if step.reports_logs:
+                logs = self._reduce_logs(out)
+            if kind == "train":
+                finite = self._finite(out, logs, step)
+                if not bool(finite):
+                    break
+        steps_run = tf.constant(steps_run)
+        if kind == "predict":
+            return steps_run, _concat_parts(outputs)
+        if kind == "train":
+            return self._finish_train(steps_run, finite, logs, None if not step.reports_logs
+                                      else logs)
+        return steps_run, (self.model_logs() if not step.reports_logs else logs)
+
     def check_logs(self, purpose, source):
         """Traces the model's own step for `source` (without running it) and checks
-        that it returns a dict of scalars; `purpose` is "train", "test" or "predict"."""
-        if purpose != "predict":
+        that it returns a dict of scalars; `purpose` is "train", "test" or "predict".
+        (Eagerly, nothing is traced: the step's Python runs only for real steps.)"""
+        if purpose != "predict" and not self.run_eagerly:
             self._logs_spec(purpose, source.element_spec, sliced=source.kind == "arrays")
 
     # ---- loop bodies --------------------------------------------------------------------
@@ -468,6 +524,20 @@ def flat_logs(logs):
         else:
             flat[name] = value
     return flat
+
+
+def _iterator_batches(iterator):
+    while True:
+        optional = iterator.get_next_as_optional()
+        if not bool(optional.has_value()):
+            return
+        yield optional.get_value()
+
+
+def _concat_parts(parts):
+    if not parts:
+        return ()
+    return tf.nest.map_structure(lambda *p: tf.concat(p, axis=0), *parts)
 
 
 def _tensor_arrays(spec):

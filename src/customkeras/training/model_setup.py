@@ -25,8 +25,8 @@ def compile_model(model, strategy, *, loss, optimizer, metrics, loss_weights,
         resolved = None if optimizer is None else group_optimizer(model, optimizer)
         model.compile(
             optimizer=resolved, loss=loss, loss_weights=loss_weights,
-            metrics=list(metrics) if metrics else None,
-            weighted_metrics=list(weighted_metrics) if weighted_metrics else None,
+            metrics=_as_compile_argument(metrics),
+            weighted_metrics=_as_compile_argument(weighted_metrics),
             run_eagerly=run_eagerly, jit_compile=False,
         )
 
@@ -41,27 +41,46 @@ def build(model, element_spec, strategy):
         strategy: the strategy whose scope the state is created in.
     """
     with strategy.scope():
-        if getattr(model, "compiled", False):
+        own_step = overrides(model, "train_step") or overrides(model, "test_step")
+        _, y, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
+        if y is None and not own_step:
+            # Prediction data: build the layers only; the compiled loss and metrics
+            # are built with the first data that has targets.
+            if not model.built:
+                _build_layers(model, element_spec)
+        elif getattr(model, "compiled", False) and not own_step:
             # Keras's own symbolic build: the layers, the compiled loss and metrics,
             # and the optimizer, from KerasTensors of one batch's structure.
+            model._symbolic_build(data_batch=element_spec)
+        elif getattr(model, "compiled", False) and strategy.num_replicas_in_sync > 1:
+            # As Keras `fit` under a strategy: build what can be built symbolically
+            # inside its scope. A model with its own step may have no `call` (a GAN)
+            # or no targets: the rest is built when its step is traced, in the scope.
             try:
                 model._symbolic_build(data_batch=element_spec)
-            except RuntimeError:
-                # A model with its own step may have no `call` to build from (a GAN):
-                # as Keras `fit` does, its state is built when its step is traced.
-                if not (overrides(model, "train_step") or overrides(model, "test_step")):
-                    raise
-        elif not model.built:
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
-            keras.src.backend.compute_output_spec(
-                model, tf.nest.map_structure(
-                    lambda s: keras.KerasTensor(s.shape, s.dtype.name), x))
+            except (RuntimeError, ValueError, TypeError):
+                pass
+        elif not model.built and not own_step:
+            _build_layers(model, element_spec)
         # Only `model.optimizer` is built here, as `fit` does: a group optimizer builds
         # its groups, and a custom step's own optimizers build on their first
         # `apply` (while the loops are traced), each with the variables it updates.
         optimizer = getattr(model, "optimizer", None)
-        if optimizer is not None and not optimizer.built:
+        if optimizer is not None and not optimizer.built and model.built:
             optimizer.build(model.trainable_variables)
+
+
+def _build_layers(model, element_spec):
+    x, _, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
+    keras.src.backend.compute_output_spec(
+        model, tf.nest.map_structure(lambda s: keras.KerasTensor(s.shape, s.dtype.name), x))
+
+
+def _as_compile_argument(metrics):
+    # `compile` takes a list, or a list / dict per output; a tuple means a list.
+    if not metrics:
+        return None
+    return list(metrics) if isinstance(metrics, tuple) else metrics
 
 
 def optimizers_of(model):

@@ -210,15 +210,18 @@ class Trainer:
         controller = self._setup(train, "train")
         if validation is not None:
             self._check(validation, "test")
-            controller.loops.check_logs("test", validation)
+            with self.strategy.scope():
+                controller.loops.check_logs("test", validation)
         seed = self._coordinator.agree_on_fit(
             _fingerprinted(train), _fingerprinted(validation), seed, epochs=epochs,
             batch_size=getattr(train, "batch_size", 0), shuffle=shuffle,
             initial_epoch=initial_epoch,
             steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution)
-        return controller.fit(train, validation, epochs=epochs, initial_epoch=initial_epoch,
-                              shuffle=shuffle, seed=seed, callbacks=callbacks,
-                              verbose=verbose, validation_freq=validation_freq)
+        with self.strategy.scope():  # state a step builds lazily belongs to the strategy
+            return controller.fit(train, validation, epochs=epochs,
+                                  initial_epoch=initial_epoch, shuffle=shuffle, seed=seed,
+                                  callbacks=callbacks, verbose=verbose,
+                                  validation_freq=validation_freq)
 
     def evaluate(self, x=None, y=None, *, batch_size=None, sample_weight=None, steps=None,
                  callbacks=(), return_dict=True):
@@ -243,7 +246,8 @@ class Trainer:
         self._coordinator.agree_on_evaluation(_fingerprinted(source),
                                               getattr(source, "batch_size", 0))
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        logs = controller.evaluate(source, callback_list)
+        with self.strategy.scope():
+            logs = controller.evaluate(source, callback_list)
         if return_dict:
             return logs
         values = list(logs.values())
@@ -268,7 +272,8 @@ class Trainer:
                              purpose="predict")
         controller = self._setup(source, "predict")
         callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
-        return controller.predict(source, callback_list)
+        with self.strategy.scope():
+            return controller.predict(source, callback_list)
 
     # ---- set-up ---------------------------------------------------------------------------
 
@@ -311,8 +316,10 @@ class Trainer:
                                  "`Trainer(model, loss, optimizer)`, or compile the model "
                                  "with one")
         self._check(source, purpose)
+        # Idempotent: what the first call's data could not build (the compiled loss
+        # after a `predict`) is built by a later call's.
+        model_setup.build(self.model, source.element_spec, self.strategy)
         if self._controller is None:
-            model_setup.build(self.model, source.element_spec, self.strategy)
             if self._distributed:
                 distribution.check_created_in_scope(
                     self.model, self.optimizer, self.strategy, self.model.metrics)
@@ -326,7 +333,8 @@ class Trainer:
                 self.model, "train_step"):
             raise ValueError("training needs an optimizer: pass one, "
                              "`Trainer(model, loss, optimizer)`, or compile the model with one")
-        self._controller.loops.check_logs(purpose, source)
+        with self.strategy.scope():
+            self._controller.loops.check_logs(purpose, source)
         return self._controller
 
     def _check(self, source, purpose):
@@ -340,9 +348,10 @@ class Trainer:
         else:
             x_label = f"the inputs of `{source.name}` (element spec {spec})"
             shapes = x_spec
+        if overrides(self.model, f"{purpose}_step"):
+            return  # the model's own step decides what its data is (a GAN's is not x)
         model_fit.check_inputs(self.model, shapes, x_label)
-        own_step = purpose == "predict" or overrides(self.model, f"{purpose}_step")
-        if own_step or getattr(self.model, "_compile_loss", None) is None:
+        if purpose == "predict" or getattr(self.model, "_compile_loss", None) is None:
             return
         if y_spec is None:
             what = f"{y_label} must be given" if source.kind == "arrays" else (
@@ -351,12 +360,18 @@ class Trainer:
             raise ValueError(f"{what}: the model's compiled loss compares predictions "
                              "with targets")
         loss = getattr(self.model, "loss", None)
-        if (source.kind == "arrays" and not tf.nest.is_nested(source.y_arrays)
-                and loss is not None and not isinstance(loss, (list, tuple, dict))):
-            outputs = model_fit.output_spec(self.model, x_spec)
-            if not tf.nest.is_nested(outputs):
-                model_fit.check_labels(objectives.resolve_loss(loss), source.y_arrays,
-                                       tuple(outputs.shape), y_label)
+        if tf.nest.is_nested(y_spec) or loss is None or isinstance(loss, (list, tuple, dict)):
+            return  # several outputs: Keras's compiled loss checks them
+        outputs = model_fit.output_spec(self.model, x_spec)
+        if tf.nest.is_nested(outputs):
+            return
+        loss = objectives.resolve_loss(loss)
+        if source.kind == "arrays":
+            model_fit.check_labels(loss, source.y_arrays, tuple(outputs.shape), y_label)
+        else:
+            model_fit.check_label_spec(
+                loss, y_spec, tuple(outputs.shape),
+                f"`{source.name}` (element spec {spec})")
 
     def _state(self):
         """Every variable training changes: the model's and every optimizer's."""

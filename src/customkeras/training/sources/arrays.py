@@ -33,8 +33,8 @@ def as_arrays(value, name):
                 f"{name}={array!r}")
         if array.dtype == object or not (
                 np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-            raise TypeError(f"`{name}` must be numeric; received an array of dtype "
-                            f"{array.dtype}")
+            raise ValueError(f"`{name}` must be numeric; received an array of dtype "
+                             f"{array.dtype}")
     return arrays
 
 

@@ -90,8 +90,10 @@ class DatasetSource:
         if cardinality < 0 and not isinstance(x, tf.data.Dataset) and self.steps is None:
             cardinality = self.adapter.num_batches or -2
         known = cardinality if cardinality > 0 else None
+        self.num_batches = known
         self.steps_per_epoch = self.steps or known
         self._persistent = self.steps is not None
+        self._steps_seen = 0
         # A tf.data iterator's position can be saved in a tf.train.Checkpoint; a
         # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
         self.checkpointable = isinstance(x, tf.data.Dataset)
@@ -103,21 +105,61 @@ class DatasetSource:
         """The current iterator (checkpointable for a tf.data pipeline), or None."""
         return self._iterator
 
-    def epoch_iterator(self, strategy):
-        """The iterator to read one epoch from: a new one per pass, or, with `steps`,
-        the same one carried on across epochs (as Keras does)."""
-        if self._iterator is None or not self._persistent:
-            self._iterator = iter(self._dataset_for(strategy))
+    # Keras `fit`'s iterator rules (keras/src/trainers/epoch_iterator.py), followed
+    # exactly: a pipeline that reshuffles at each iteration (`shuffle(...,
+    # reshuffle_each_iteration=True)`) draws its order from how many iterators were
+    # made before, so matching `fit` (and resuming exactly) means making the same ones.
+
+    def begin_epoch(self, strategy):
+        """The iterator of a training epoch: a new one, or with `steps` the one that
+        carries on."""
+        if self._iterator is None or self.steps is None:
+            self._new_iterator(strategy)
         return self._iterator
 
-    def exhausted(self):
-        """Called when a pass ended before `steps`: the next pass starts afresh."""
-        self._iterator = None
+    def steps_this_epoch(self):
+        """How many steps the epoch runs at most (None: until the data ends)."""
+        if self.steps is None:
+            return self.num_batches
+        if self.num_batches is None:
+            return self.steps
+        return max(min(self.steps, self.num_batches - self._steps_seen), 0)
+
+    def end_epoch(self, steps_run, ran_out, strategy):
+        """Records a training epoch's steps; returns whether it ended short of `steps`."""
+        self._steps_seen += steps_run
+        short = self.steps is not None and steps_run < self.steps
+        if ran_out:
+            if self.num_batches is None:
+                self.num_batches = self._steps_seen
+            self._iterator = None
+        elif self.num_batches and self._steps_seen >= self.num_batches:
+            self._new_iterator(strategy)  # a finished pass: Keras starts the next one
+        if self.steps is None and self.num_batches:
+            self.steps_per_epoch = self.num_batches
+        return short
+
+    def fast_forward(self, epochs, strategy):
+        """Makes the iterators that `epochs` whole epochs would have made (a resumed
+        run); the position of one that carries on comes from a checkpoint."""
+        for _ in range(epochs):
+            self.begin_epoch(strategy)
+            steps = self.steps_this_epoch()
+            if steps is None:
+                return  # an unknown length: only reading the data would tell
+            self.end_epoch(steps, False, strategy)
+
+    def pass_iterator(self, strategy):
+        """A new iterator for one evaluation or prediction pass."""
+        return iter(self._dataset_for(strategy))
+
+    def _new_iterator(self, strategy):
+        self._iterator = iter(self._dataset_for(strategy))
+        self._steps_seen = 0
 
     def _dataset_for(self, strategy):
-        if strategy.num_replicas_in_sync == 1 and not isinstance(
-                strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return self.dataset
+        # Keras distributes the dataset under every strategy, the default one too; it
+        # changes how a seeded shuffle draws its orders, so do the same.
         if self._distributed is None:
             self._distributed = strategy.experimental_distribute_dataset(self.dataset)
         return self._distributed

@@ -27,8 +27,8 @@ def check_inputs(model, x_spec, label):
         label: how messages name the inputs, e.g. "`x`".
     """
     for spec in tf.nest.flatten(x_spec):
-        if spec.dtype == tf.string:
-            raise TypeError(f"{label} must be numeric; received {spec}")
+        if not (spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype.is_bool):
+            raise ValueError(f"{label} must be numeric; received {spec}")
     inputs = getattr(model, "inputs", None) if model.built else None
     try:
         flat = tf.nest.flatten(x_spec)
@@ -52,6 +52,25 @@ def output_spec(model, x_spec):
     symbolic = tf.nest.map_structure(
         lambda s: keras.KerasTensor(s.shape, s.dtype.name), x_spec)
     return keras.src.backend.compute_output_spec(model, symbolic, training=False)
+
+
+def check_label_spec(loss, y_spec, output_shape, label):
+    """Checks the structure of streamed labels against a single output and its loss."""
+    labels = tuple(y_spec.shape)
+    if objectives.is_sparse_categorical(loss):
+        expected = ("n",) + tuple(output_shape[1:-1])
+        fits = len(labels) in (len(output_shape) - 1, len(output_shape)) and (
+            len(labels) == len(output_shape) - 1 or labels[-1] in (1, None))
+        what = f"one class index per sample, shape {expected}"
+    else:
+        expected = ("n",) + tuple(output_shape[1:])
+        fits = len(labels) == len(output_shape) and all(
+            a is None or e is None or a == e for a, e in zip(labels[1:], output_shape[1:]))
+        fits = fits or (output_shape[-1] == 1 and len(labels) == len(output_shape) - 1)
+        what = f"shape {expected}"
+    if not fits:
+        raise ValueError(f"{label} must hold labels of {what} to match the model output "
+                         f"and its loss; received labels of shape {_shape(y_spec)}")
 
 
 def check_labels(loss, y, output_shape, label):
