@@ -169,3 +169,25 @@ def test_a_second_sigint_aborts_at_once():
         assert model.stop_training
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_failed_save_is_a_checkpoint_write_error_and_keeps_the_previous_one(tmp_path,
+                                                                              monkeypatch):
+    import tensorflow as tf
+
+    from customkeras.training.run import CheckpointWriteError
+
+    trainer, model = _trainer(seed=1)
+    checkpoint = RunCheckpoint(tmp_path, model, [trainer.optimizer])
+    checkpoint.save(1, {"loss": [1.0]})
+
+    def no_space(self, prefix, *args, **kwargs):
+        os.makedirs(f"{prefix}_temp")
+        raise tf.errors.ResourceExhaustedError(None, None, "No space left on device [Op:SaveV2]")
+
+    monkeypatch.setattr(tf.train.Checkpoint, "write", no_space)
+    with pytest.raises(CheckpointWriteError, match="ckpt-2: No space left on device") as caught:
+        checkpoint.save(2, {"loss": [1.0, 0.5]})
+    assert caught.value.path == str(tmp_path / "ckpt-2")
+    assert checkpoint.numbers() == [1] and not list(tmp_path.glob("*_temp"))
+    assert pathlib.Path(checkpoint.latest).name == "ckpt-1"

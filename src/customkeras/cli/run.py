@@ -24,8 +24,8 @@ from customkeras.cli.cluster import worker_failures
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
 from customkeras.training import distribution
-from customkeras.training.run import (EXIT_INTERRUPTED, CheckpointError, EpochCheckpoint,
-                                      GracefulInterrupt, RunCheckpoint)
+from customkeras.training.run import (EXIT_INTERRUPTED, CheckpointError, CheckpointWriteError,
+                                      EpochCheckpoint, GracefulInterrupt, RunCheckpoint)
 
 
 @dataclasses.dataclass
@@ -217,9 +217,10 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
             return _train(run_config, run_dir, resume, verbose, strategy, state)
+        except CheckpointWriteError as error:
+            raise _write_failure(run_dir, str(error), state["latest"]) from None
         except CheckpointError as error:
-            raise _write_failure(run_dir, str(error), state["latest"]) if (
-                "Cannot write" in str(error)) else CommandError(str(error), exit_code=1) from None
+            raise CommandError(str(error), exit_code=1) from None
         except OSError as error:
             where = error.filename or "a file of the run"
             raise _write_failure(run_dir, f"Cannot write {where}: {error.strerror or error}",

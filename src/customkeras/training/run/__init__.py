@@ -10,12 +10,14 @@
 - `GracefulInterrupt`: the first Ctrl-C stops training at the next step boundary.
 - `RunLock`: an advisory lock so that one process at a time writes a run directory.
 
-Errors are `RunError`s: `CheckpointError`, `RunLockedError`.
+Errors are `RunError`s: `CheckpointError` (`CheckpointWriteError` when writing failed),
+`RunLockedError`.
 """
 
 from customkeras.training.run.callbacks import CheckpointFallbackWarning, EpochCheckpoint
 from customkeras.training.run.checkpoint import RestoredCheckpoint, RunCheckpoint
-from customkeras.training.run.errors import CheckpointError, RunError, RunLockedError
+from customkeras.training.run.errors import (CheckpointError, CheckpointWriteError, RunError,
+                                             RunLockedError)
 from customkeras.training.run.interrupt import EXIT_INTERRUPTED, GracefulInterrupt
 from customkeras.training.run.lock import LOCK_FILE, RunLock
 
@@ -24,6 +26,7 @@ __all__ = [
     "LOCK_FILE",
     "CheckpointError",
     "CheckpointFallbackWarning",
+    "CheckpointWriteError",
     "EpochCheckpoint",
     "GracefulInterrupt",
     "RestoredCheckpoint",

@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from customkeras import _checks
-from customkeras.training.run.errors import CheckpointError
+from customkeras.training.run.errors import CheckpointError, CheckpointWriteError
 
 History = dict[str, list[float]]
 PREFIX = "ckpt"
@@ -176,8 +176,8 @@ class RunCheckpoint:
             The checkpoint's path prefix (on a non-chief worker, the chief's).
 
         Raises:
-            CheckpointError: the checkpoint could not be written (e.g. no space left
-                on the device); the checkpoints written before are kept.
+            CheckpointWriteError: the checkpoint could not be written (e.g. no space
+                left on the device); the checkpoints written before are kept.
         """
         completed_epochs = _checks.integer("completed_epochs", completed_epochs, 0)
         self._epoch.assign(completed_epochs)
@@ -202,8 +202,9 @@ class RunCheckpoint:
             self._checkpoint.write(prefix)
         except (tf.errors.OpError, OSError) as error:
             shutil.rmtree(f"{prefix}_temp", ignore_errors=True)
-            raise CheckpointError(f"Cannot write the checkpoint {prefix}: {_first_line(error)}",
-                                  path=prefix) from error
+            raise CheckpointWriteError(
+                f"Cannot write the checkpoint {prefix}: {_first_line(error)}",
+                path=prefix) from error
 
     def _sweep(self, newest: int) -> None:
         """Records the state file and deletes checkpoints beyond `max_to_keep`."""
@@ -222,8 +223,8 @@ class RunCheckpoint:
             os.replace(temporary, state)
         except OSError as error:
             temporary.unlink(missing_ok=True)
-            raise CheckpointError(f"Cannot write {state}: {error.strerror or error}",
-                                  path=state) from error
+            raise CheckpointWriteError(f"Cannot write {state}: {error.strerror or error}",
+                                       path=state) from error
         for number in deleted:
             for path in self.directory.glob(f"{PREFIX}-{number}.*"):
                 path.unlink(missing_ok=True)

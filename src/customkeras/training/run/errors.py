@@ -24,6 +24,13 @@ class CheckpointError(RunError):
         self.path = None if path is None else os.fspath(path)
 
 
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (e.g. no space left on the device).
+
+    The checkpoints written before are kept, so training can resume from the last one.
+    """
+
+
 class RunLockedError(RunError):
     """Another live process owns the run directory (see `RunLock`).
 
