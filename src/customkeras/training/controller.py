@@ -10,6 +10,7 @@ moves the start, and `optimizer.finalize_variable_values` (EMA weights) at the e
 """
 
 import re
+import time
 import warnings
 
 import keras
@@ -28,6 +29,11 @@ from customkeras.training.progress import make_progress
 # much as this many steps save (benchmarks/results/), so switching then never costs
 # more than twice the best choice made in hindsight, whatever calls come next.
 XLA_MIN_STEPS = 3000
+
+# XLA is not always faster (on CPUs, convolutions in an XLA loop have run several times
+# slower): once a loop kind has run this many seconds with XLA, after its compilation,
+# its time per step is compared with the plain loop's, and the slower one is dropped.
+XLA_CHECK_SECONDS = 0.5
 
 # What TensorFlow says when XLA cannot compile a graph (an op without an XLA kernel).
 _XLA_FAILURE = re.compile(
@@ -67,20 +73,48 @@ class Controller:
         self.jit_compile = jit_compile
         self.xla_allowed = xla_allowed and not loops.run_eagerly
         self.xla_failed = False
+        self.xla_slower = set()  # loop kinds whose XLA steps measured slower
         self.steps_run = {"train": 0, "test": 0, "predict": 0}
+        # (kind, xla) -> [steps, seconds] of executions after the first (which
+        # traces or compiles); None until that first one has run.
+        self._timings = {}
 
     # ---- XLA ----------------------------------------------------------------------------
 
     def use_xla(self, kind, planned_steps):
         """Whether a pass of `planned_steps` steps of `kind` runs with XLA."""
-        if not self.xla_allowed or self.xla_failed:
+        if not self.xla_allowed or self.xla_failed or kind in self.xla_slower:
             return False
         if self.jit_compile == "auto":
             return self.steps_run[kind] + planned_steps >= XLA_MIN_STEPS
         return bool(self.jit_compile)
 
-    def _call(self, kind, function, *args, xla):
-        """Runs one loop call; under `jit_compile="auto"`, falls back from XLA."""
+    def _timed(self, kind, xla, steps, seconds):
+        """Records an execution's time; under "auto", drops XLA where it is slower."""
+        key = (kind, bool(xla))
+        if key not in self._timings:
+            self._timings[key] = None  # the first one traced or compiled
+            return
+        if self._timings[key] is None:
+            self._timings[key] = [0, 0.0]
+        self._timings[key][0] += steps
+        self._timings[key][1] += seconds
+        plain, fast = self._timings.get((kind, False)), self._timings.get((kind, True))
+        if (self.jit_compile == "auto" and plain and fast and fast[1] >= XLA_CHECK_SECONDS
+                and plain[0] and fast[0]
+                and fast[1] / fast[0] > 1.1 * plain[1] / plain[0]):
+            self.xla_slower.add(kind)
+
+    def _call(self, kind, function, *args, xla, steps=None):
+        """Runs one loop call and times it; `steps`: how many it runs, when the
+        result does not say (its first element otherwise)."""
+        start = time.perf_counter()
+        result = self._call_once(kind, function, *args, xla=xla)
+        ran = int(result[0]) if steps is None else int(steps)
+        self._timed(kind, xla and not self.xla_failed, ran, time.perf_counter() - start)
+        return result
+
+    def _call_once(self, kind, function, *args, xla):
         try:
             return function(*args, xla and not self.xla_failed)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
@@ -273,7 +307,7 @@ class Controller:
                 logs = _floats(self._call(
                     "test", lambda *a: self.loops.test_arrays(*a[:-1], a[-1]),
                     source.data, tf.constant(step), tf.constant(count), batch_size,
-                    xla=use_xla))
+                    xla=use_xla, steps=count))
                 self.steps_run["test"] += count
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
@@ -314,7 +348,8 @@ class Controller:
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._call(
                     "predict", lambda *a: self.loops.predict_arrays(*a[:-1], a[-1]),
-                    source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla)
+                    source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla,
+                    steps=count)
                 self.steps_run["predict"] += count
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
