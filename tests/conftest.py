@@ -42,17 +42,28 @@ def _keras_backend() -> str:
     return keras.backend.backend()
 
 
-def pytest_ignore_collect(collection_path, config):
-    """On a backend other than TensorFlow, collects the component tests only."""
-    if _keras_backend() == "tensorflow" or collection_path.is_dir():
-        return None
-    if collection_path.name.startswith("test_") and collection_path.suffix == ".py":
-        return collection_path.name not in EVERY_BACKEND or None
+class _OtherBackendModule(pytest.File):
+    """A test module of a TensorFlow-only part, on another backend: nothing to collect."""
+
+    def collect(self):
+        return []
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    """On a backend other than TensorFlow, collects the component tests only.
+
+    Also for modules named on the command line (which `pytest_ignore_collect` cannot
+    skip): they collect no test, without importing the TensorFlow-only parts.
+    """
+    if _keras_backend() != "tensorflow" and module_path.name not in EVERY_BACKEND:
+        return _OtherBackendModule.from_parent(parent, path=module_path)
     return None
 
 
 def pytest_report_header(config):
-    return f"keras backend: {_keras_backend()}"
+    # From the environment only: importing Keras here would cost xdist's controller a
+    # TensorFlow import.
+    return f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '(unset: Keras default)')}"
 
 
 def _ci() -> bool:
