@@ -292,7 +292,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
         with interrupt:
             trainer.fit(*args, epochs=run_config.epochs,
                         batch_size=_batch_size(data.train, run_config),
-                        validation_data=data.validation, shuffle=True, callbacks=callbacks,
+                        validation_data=data.validation, callbacks=callbacks,
+                        shuffle=custom.is_arrays(data.train),  # a dataset shuffles itself
                         verbose=verbose, seed=run_config.seed, initial_epoch=completed, **kwargs)
     except training.TrainingDivergedError as error:
         if chief:
