@@ -36,6 +36,7 @@ import functools
 import tensorflow as tf
 
 from customkeras.training.guard import DivergenceGuard
+from customkeras.training.loop_bodies import LoopBodies
 
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
 
@@ -49,12 +50,6 @@ def _spec_key(spec):
     return (str(tf.nest.map_structure(lambda _: 0, spec)), tuple(tf.nest.flatten(spec)))
 
 
-def _full_batch(start, batch_size):
-    # A gather over a range keeps the batch length static under XLA without making
-    # `start` a compile-time constant, as `tf.slice(order, [start], [size])` would.
-    return start + tf.range(batch_size)
-
-
 def _batch_totals(batch):
     """`(global_size, global_weight)` of a whole (global) batch."""
     size = tf.shape(tf.nest.flatten(batch)[0])[0]
@@ -64,11 +59,7 @@ def _batch_totals(batch):
     return size, tf.reduce_sum(tf.cast(weights, tf.float32))
 
 
-def _empty_like(spec):
-    return tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
-
-
-class Loops:
+class Loops(LoopBodies):
     """Owns the traced loops of one `Trainer`.
 
     Args:
@@ -353,160 +344,6 @@ class Loops:
 
     # ---- loop bodies --------------------------------------------------------------------
 
-    def _step(self, kind, batch, sliced, xla_step=False):
-        """Runs one step on every replica; returns its per-replica outputs."""
-        replica = self._replica(kind, sliced)
-        if xla_step and not self.run_eagerly:
-            replica = self._xla_replica(kind, replica)
-        return self.strategy.run(replica, args=(batch,))
-
-    def _xla_replica(self, kind, replica):
-        key = ("xla-step", kind)
-        if key not in self._functions:
-            self._functions[key] = tf.function(replica, jit_compile=True, autograph=False)
-        return self._functions[key]
-
-    def _carry(self, kind, out, logs):
-        """The logs to carry after a step: the model's own step logs, reduced."""
-        step = getattr(self.steps, kind)
-        if not step.reports_logs:
-            return logs
-        reduced = self._reduce_logs(out)
-        return tf.nest.map_structure(lambda v, s: tf.cast(tf.reshape(v, s.shape), s.dtype),
-                                     reduced, logs)
-
-    def _train_arrays_loop(self, full_batches, logs_spec, data, order, first_step,
-                           num_steps, batch_size):
-        def batch_at(step):
-            start = (first_step + step) * batch_size
-            if full_batches:
-                indices = tf.gather(order, _full_batch(start, batch_size))
-            else:
-                indices = order[start:tf.minimum(start + batch_size, tf.shape(order)[0])]
-            return tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
-
-        def body(step, finite, logs):
-            out = self._step("train", batch_at(step), sliced=True)
-            logs = self._carry("train", out, logs)
-            return step + 1, self._finite(out, logs, self.steps.train), logs
-
-        logs = () if logs_spec is None else _empty_like(logs_spec)
-        steps_run, finite, logs = tf.while_loop(
-            lambda step, finite, _: tf.logical_and(step < num_steps, finite),
-            body, (tf.constant(0), tf.constant(True), logs))
-        return self._finish_train(steps_run, finite, logs, logs_spec)
-
-    def _finish_train(self, steps_run, finite, logs, logs_spec):
-        # An update can overflow the weights while its loss still looks finite.
-        weights_finite = self.guard.weights_finite()
-        if logs_spec is None:
-            logs = self.model_logs()
-            # The running loss covers a multi-worker loop, which checks the weights
-            # after each step rather than the loss.
-            if "loss" in logs:
-                finite = tf.logical_and(finite, tf.math.is_finite(logs["loss"]))
-        self.guard.refresh_if(tf.logical_and(finite, weights_finite))
-        return steps_run, finite, weights_finite, logs
-
-    def _train_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
-        def body(step, finite, logs, done):
-            optional = iterator.get_next_as_optional()
-
-            def run():
-                out = self._step("train", optional.get_value(), False, xla_step)
-                new_logs = self._carry("train", out, logs)
-                return (step + 1, self._finite(out, new_logs, self.steps.train), new_logs,
-                        tf.constant(False))
-
-            return tf.cond(optional.has_value(), run,
-                           lambda: (step, finite, logs, tf.constant(True)))
-
-        logs = () if logs_spec is None else _empty_like(logs_spec)
-        steps_run, finite, logs, _ = tf.while_loop(
-            lambda step, finite, _, done: tf.logical_and(
-                tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
-            body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
-        return self._finish_train(steps_run, finite, logs, logs_spec)
-
-    def _test_arrays_loop(self, full_batches, logs_spec, data, first_step, num_steps,
-                          batch_size):
-        def take(tensor, start):
-            if full_batches:
-                return tf.gather(tensor, _full_batch(start, batch_size))
-            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
-
-        def body(step, logs):
-            start = (first_step + step) * batch_size
-            batch = tf.nest.map_structure(lambda t: take(t, start), data)
-            out = self._step("test", batch, sliced=True)
-            return step + 1, self._carry("test", out, logs)
-
-        logs = () if logs_spec is None else _empty_like(logs_spec)
-        _, logs = tf.while_loop(lambda step, _: step < num_steps, body,
-                                (tf.constant(0), logs))
-        return self.model_logs() if logs_spec is None else logs
-
-    def _test_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
-        def body(step, logs, done):
-            optional = iterator.get_next_as_optional()
-
-            def run():
-                out = self._step("test", optional.get_value(), False, xla_step)
-                return step + 1, self._carry("test", out, logs), tf.constant(False)
-
-            return tf.cond(optional.has_value(), run,
-                           lambda: (step, logs, tf.constant(True)))
-
-        logs = () if logs_spec is None else _empty_like(logs_spec)
-        steps_run, logs, _ = tf.while_loop(
-            lambda step, _, done: tf.logical_and(step < num_steps, tf.logical_not(done)),
-            body, (tf.constant(0), logs, tf.constant(False)))
-        return steps_run, (self.model_logs() if logs_spec is None else logs)
-
-    def _gathered(self, out):
-        """Per-replica outputs as global ones, in the batch's order."""
-        if self._replicas == 1:
-            return out
-        return tf.nest.map_structure(lambda v: self.strategy.gather(v, axis=0), out)
-
-    def _predict_arrays_loop(self, full_batches, out_spec, data, first_step, num_steps,
-                             batch_size):
-        def take(tensor, start):
-            if full_batches:
-                return tf.gather(tensor, _full_batch(start, batch_size))
-            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
-
-        def body(step, arrays):
-            start = (first_step + step) * batch_size
-            batch = tf.nest.map_structure(lambda t: take(t, start), data)
-            out = self._gathered(self._step("predict", batch, sliced=True))
-            return step + 1, tf.nest.map_structure(
-                lambda a, v: a.write(step, v), arrays, out)
-
-        arrays = _tensor_arrays(out_spec)
-        _, arrays = tf.while_loop(lambda step, _: step < num_steps, body,
-                                  (tf.constant(0), arrays))
-        return tf.nest.map_structure(lambda a: a.concat(), arrays)
-
-    def _predict_iterator_loop(self, xla_step, out_spec, iterator, num_steps):
-        def body(step, arrays, done):
-            optional = iterator.get_next_as_optional()
-
-            def run():
-                out = self._gathered(
-                    self._step("predict", optional.get_value(), False, xla_step))
-                return (step + 1, tf.nest.map_structure(
-                    lambda a, v: a.write(step, v), arrays, out), tf.constant(False))
-
-            return tf.cond(optional.has_value(), run,
-                           lambda: (step, arrays, tf.constant(True)))
-
-        arrays = _tensor_arrays(out_spec)
-        steps_run, arrays, _ = tf.while_loop(
-            lambda step, _, done: tf.logical_and(step < num_steps, tf.logical_not(done)),
-            body, (tf.constant(0), arrays, tf.constant(False)))
-        return steps_run, tf.nest.map_structure(_concat_or_empty, arrays)
-
     # ---- logs ---------------------------------------------------------------------------
 
     def model_logs(self):
@@ -540,14 +377,3 @@ def _concat_parts(parts):
     return tf.nest.map_structure(lambda *p: tf.concat(p, axis=0), *parts)
 
 
-def _tensor_arrays(spec):
-    return tf.nest.map_structure(
-        lambda s: tf.TensorArray(s.dtype, size=0, dynamic_size=True, infer_shape=False,
-                                 element_shape=tf.TensorShape([None]).concatenate(s.shape[1:])),
-        spec)
-
-
-def _concat_or_empty(array):
-    # `concat` of an empty TensorArray fails; an exhausted iterator gives one.
-    return tf.cond(array.size() > 0, array.concat,
-                   lambda: tf.zeros([0] + array.element_shape[1:].as_list(), array.dtype))
