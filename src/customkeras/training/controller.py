@@ -267,7 +267,9 @@ class Controller:
         if done == 0:
             raise ValueError(f"`{source.name}` yielded no batch: it must yield at least one "
                              "per epoch (is it empty, or exhausted?)")
-        if source.end_epoch(done, ran_out, self.strategy):
+        short = source.end_epoch(done, ran_out, self.strategy)
+        state.iterator = source.iterator  # what the next epoch carries on with
+        if short:
             warnings.warn("Your input ran out of data: this epoch ran fewer than "
                           "`steps_per_epoch` steps. Make sure that it can generate at least "
                           "`steps_per_epoch * epochs` batches (e.g. `dataset.repeat()`).",

@@ -5,6 +5,7 @@ import warnings
 from collections.abc import Callable, Mapping
 
 import keras
+import tensorflow as tf
 
 from customkeras.training.run.checkpoint import History, RestoredCheckpoint, RunCheckpoint
 
@@ -91,8 +92,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._on_epoch_saved = on_epoch_saved
         self._restore_done = False
         self._last_batch = -1
+        self._state = None
         self.restored: RestoredCheckpoint | None = None
         self.history: History = {}
+
+    def set_training_state(self, state):
+        """Takes the `Trainer`'s `TrainingState` (the input iterator, every optimizer)."""
+        self._state = state
+
+    def _iterator_prefix(self, epoch):
+        return os.path.join(self._checkpoint.directory, f"input-iterator-{epoch}")
 
     @property
     def checkpoint(self) -> RunCheckpoint | None:
@@ -143,6 +152,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._checkpoint.save(self.completed_epochs, self.history, metadata=self._metadata)
         # `_initial_epoch or initial_epoch` is what fit reads: None leaves its argument alone.
         self.model._initial_epoch = self.completed_epochs or None
+        state = self._state
+        if state is not None and self.restored is not None and self.completed_epochs:
+            if not state.checkpointable_input:
+                warnings.warn("EpochCheckpoint: the input (a generator or PyDataset) cannot "
+                              "be checkpointed: the resumed epochs read it from its start, "
+                              "and an interrupted epoch is replayed", stacklevel=2)
+            elif state.persistent_input:
+                # A repeated pipeline carries on across epochs: put its position back.
+                prefix = self._iterator_prefix(self.completed_epochs)
+                state.resume(self.completed_epochs, restore=lambda s: tf.train.Checkpoint(
+                    iterator=s.iterator).read(prefix).expect_partial())
 
     def on_epoch_begin(self, epoch, logs=None):
         self._last_batch = -1
@@ -156,6 +176,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
+        state = self._state
+        if state is not None and state.persistent_input and state.checkpointable_input \
+                and state.iterator is not None:
+            tf.train.Checkpoint(iterator=state.iterator).write(self._iterator_prefix(epoch + 1))
         self._checkpoint.save(epoch + 1, self.history, metadata=self._metadata)
         if self._on_epoch_saved is not None:
             self._on_epoch_saved(self.history)
