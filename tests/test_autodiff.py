@@ -70,11 +70,11 @@ def test_numerical_gradients_agree_with_autodiff():
 
 @pytest.mark.parametrize("function", [gradients, jacobians, hessians, numerical_gradients])
 def test_invalid_arguments(function):
-    with pytest.raises(ValueError, match="f=3"):
+    with pytest.raises(TypeError, match="f=3"):
         function(3, [1.0])
     with pytest.raises(ValueError, match=r"\[\]"):
         function(chapter_f, [])
-    with pytest.raises(ValueError, match="5.0"):
+    with pytest.raises(TypeError, match="5.0"):
         function(chapter_f, 5.0)
 
 

@@ -229,14 +229,3 @@ def test_trace_command_rejects_a_bad_target(capsys):
     assert "expected MODULE:FUNCTION, received: 'cube'" in capsys.readouterr().err
     assert tracing.trace_command(["customkeras.tracing:no_such", "--example", "1"]) == 2
     assert "no_such" in capsys.readouterr().err
-
-
-def test_add_parser_plugs_trace_into_a_command_parser(capsys):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="customkeras")
-    tracing.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["trace", "tensorflow:square",
-                              "--example", "tf.ones([2])", "--example", "tf.ones([3])"])
-    assert args.handler(args) == 0
-    assert capsys.readouterr().out.startswith("2 trace(s) for 2 call(s):")

@@ -26,16 +26,19 @@ __all__ = ["gradients", "hessians", "jacobians", "numerical_gradients"]
 
 def _check_function(f):
     if not callable(f):
-        raise ValueError(f"`f` must be a callable. Received: f={f!r}")
+        raise TypeError(f"`f` must be a callable; received f={f!r}")
 
 
 def _as_watchable(variables):
     """Validates `variables` and returns them as float Variables or tensors."""
-    if not isinstance(variables, (list, tuple)) or len(variables) == 0:
+    if not isinstance(variables, (list, tuple)):
+        raise TypeError(
+            "`variables` must be a non-empty list or tuple of the points to "
+            f"differentiate at (one per argument of f); received variables={variables!r}")
+    if len(variables) == 0:
         raise ValueError(
             "`variables` must be a non-empty list or tuple of the points to "
-            f"differentiate at (one per argument of f). Received: variables={variables!r}"
-        )
+            f"differentiate at (one per argument of f); received variables={variables!r}")
     watchable = []
     for variable in variables:
         if not isinstance(variable, tf.Variable):
@@ -176,10 +179,10 @@ def numerical_gradients(f, values, eps=1e-6):
     """
     _check_function(f)
     eps = positive_float("eps", eps)
-    if not isinstance(values, (list, tuple)) or len(values) == 0:
-        raise ValueError(
-            f"`values` must be a non-empty list or tuple. Received: values={values!r}"
-        )
+    if not isinstance(values, (list, tuple)):
+        raise TypeError(f"`values` must be a non-empty list or tuple; received values={values!r}")
+    if len(values) == 0:
+        raise ValueError(f"`values` must be a non-empty list or tuple; received values={values!r}")
     points = [np.array(value, dtype=np.float64) for value in values]
 
     def evaluate(arguments):
