@@ -24,6 +24,7 @@ from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.run import (
     CheckpointError,
+    CheckpointWriteError,
     EpochCheckpoint,
     GracefulInterrupt,
     RunCheckpoint,
@@ -38,6 +39,7 @@ from customkeras.training.trainer import Trainer
 __all__ = [
     "STRATEGIES",
     "CheckpointError",
+    "CheckpointWriteError",
     "EpochCheckpoint",
     "GracefulInterrupt",
     "RunCheckpoint",
