@@ -151,7 +151,7 @@ def run_loop(strategy, x, y, batch_size, source):
     import numpy as np
     import tensorflow as tf
 
-    from customkeras.training.inputs import epoch_order
+    from customkeras.training.sources import epoch_order
 
     model, optimizer = build(strategy)
     with strategy.scope():
