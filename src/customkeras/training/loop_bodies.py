@@ -15,6 +15,16 @@ def _full_batch(start, batch_size):
     return start + tf.range(batch_size)
 
 
+def _batch_in_order(data, start, batch_size, full_batches):
+    """The batch of `data` (unshuffled) that starts at sample `start`."""
+    def take(tensor):
+        if full_batches:
+            return tf.gather(tensor, _full_batch(start, batch_size))
+        return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
+
+    return tf.nest.map_structure(take, data)
+
+
 def _empty_like(spec):
     return tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
 
@@ -112,14 +122,9 @@ class LoopBodies:
 
     def _test_arrays_loop(self, full_batches, logs_spec, data, first_step, num_steps,
                           batch_size):
-        def take(tensor, start):
-            if full_batches:
-                return tf.gather(tensor, _full_batch(start, batch_size))
-            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
-
         def body(step, logs):
-            start = (first_step + step) * batch_size
-            batch = tf.nest.map_structure(lambda t: take(t, start), data)
+            batch = _batch_in_order(data, (first_step + step) * batch_size, batch_size,
+                                    full_batches)
             out = self._step("test", batch, sliced=True)
             return step + 1, self._carry("test", out, logs)
 
@@ -153,14 +158,9 @@ class LoopBodies:
 
     def _predict_arrays_loop(self, full_batches, out_spec, data, first_step, num_steps,
                              batch_size):
-        def take(tensor, start):
-            if full_batches:
-                return tf.gather(tensor, _full_batch(start, batch_size))
-            return tensor[start:tf.minimum(start + batch_size, tf.shape(tensor)[0])]
-
         def body(step, arrays):
-            start = (first_step + step) * batch_size
-            batch = tf.nest.map_structure(lambda t: take(t, start), data)
+            batch = _batch_in_order(data, (first_step + step) * batch_size, batch_size,
+                                    full_batches)
             out = self._gathered(self._step("predict", batch, sliced=True))
             return step + 1, tf.nest.map_structure(
                 lambda a, v: a.write(step, v), arrays, out)

@@ -13,7 +13,7 @@ from customkeras.training import distribution, model_setup, objectives
 from customkeras.training.controller import Controller
 from customkeras.training.executions import ExecutionPlanner
 from customkeras.training.loops import Loops
-from customkeras.training.sources import ArrayCache, make_source
+from customkeras.training.sources import ArrayCache, is_dataset_like, make_source
 from customkeras.training.sources import model_fit
 from customkeras.training.steps import make_steps, overrides
 
@@ -289,7 +289,6 @@ class Trainer:
                                batch_size=getattr(train, "batch_size", batch_size),
                                steps=steps, names=VALIDATION_NAMES, cache=self._arrays,
                                purpose="evaluate")
-        from customkeras.training.sources import is_dataset_like
         if is_dataset_like(validation_data):
             return make_source(validation_data, None, None, batch_size=None, steps=steps,
                                names=("validation_data", "", ""), cache=self._arrays)

@@ -78,7 +78,6 @@ class DatasetSource:
         self.dataset = self.adapter.get_tf_dataset() if not isinstance(x, tf.data.Dataset) else x
         self.element_spec = self.dataset.element_spec
         self.name = x_name
-        self.kind_name = kind
         cardinality = int(self.dataset.cardinality()) if isinstance(x, tf.data.Dataset) else -2
         if cardinality == 0:
             raise ValueError(f"`{x_name}` must yield at least one batch; received an empty "
@@ -92,7 +91,6 @@ class DatasetSource:
         known = cardinality if cardinality > 0 else None
         self.num_batches = known
         self.steps_per_epoch = self.steps or known
-        self._persistent = self.steps is not None
         self._steps_seen = 0
         # A tf.data iterator's position can be saved in a tf.train.Checkpoint; a
         # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
