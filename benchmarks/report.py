@@ -25,7 +25,10 @@ RESULTS = HERE / "results"
 BLOCKS = {
     "training": ("training.json", "custom_steps.json", "input_pipeline.json"),
     "distribute": ("distribute.json",),
+    "call_profile": ("call_profile.json",),
 }
+# Blocks that README.md may lack: skipped with a message instead of an error.
+OPTIONAL_BLOCKS = ("call_profile",)
 
 
 def render_report(report):
@@ -61,11 +64,16 @@ def render_block(name, results_dir=RESULTS):
 
 
 def update(text, results_dir=RESULTS):
-    """`text` with every benchmarks block rewritten; a missing marker is an error."""
+    """`text` with every benchmarks block rewritten; a missing marker is an error,
+    except for `OPTIONAL_BLOCKS`' (skipped, with a message on stderr)."""
     for name in BLOCKS:
         begin = f"<!-- begin benchmarks:{name}"
         end = f"<!-- end benchmarks:{name} -->"
         start, stop = text.find(begin), text.find(end)
+        if (start < 0 or stop < start) and name in OPTIONAL_BLOCKS:
+            print(f"README.md has no '{begin} -->' ... '{end}' block: {name} skipped",
+                  file=sys.stderr)
+            continue
         if start < 0 or stop < start:
             raise ValueError(f"README.md has no '{begin} ... -->' ... '{end}' block")
         start = text.index("-->", start) + len("-->")

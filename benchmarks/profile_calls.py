@@ -1,0 +1,310 @@
+"""Where the time of one-epoch `fit` calls goes: set-up, tracing, XLA compilation, steps.
+
+The figures behind `jit_compile="auto"`'s threshold (`controller.XLA_MIN_STEPS`): a
+`Trainer` makes `--calls` calls `fit(x, y, epochs=e + 1, initial_epoch=e, verbose=0)`
+(batch 32, Nadam(1e-2), no validation unless `--validation`) under each `jit_compile`
+setting, each configuration in a child process of its own (see `_harness.py`):
+
+* mlp_plain, mlp_xla, mlp_auto   exercise 13a's MLP on Fashion-MNIST's 55,000 training
+                                 images: `jit_compile=False`, `True`, `"auto"`;
+* cnn_plain, cnn_xla, cnn_auto   the small CNN (`_models.cnn`) on the first 20,000;
+* jax_mlp_spe32                  Keras `fit` on the JAX backend, `steps_per_execution=32`.
+
+Each call is timed whole; a probe wraps the `Trainer`'s traced training loops
+(`Loops._function`, in this process only) and times each graph execution, tracing it
+first with `get_concrete_function` so that tracing and the first run (XLA's
+compilation) are apart. Derived, per configuration: set-up (`Trainer(...)` plus the
+first call's work before its first execution), each loop's trace and first-run extra
+(the first execution minus a steady one of as many steps), the first call's extra
+over a steady call, seconds per step of the steady calls. Per model: C = the XLA
+path's first-call extra minus the plain path's, p and x = plain and XLA seconds per
+step, and the break-even step count C / (p - x). On the JAX backend, JAX's own
+monitoring events split the first call's trace, lowering and backend compilation.
+
+`cnn_xla` makes 2 calls only (its steps are several times slower than the plain
+loop's on CPU); the per-model totals count its missing calls as steady ones. One
+round; the machine's load average is recorded at the start and the end.
+Results: benchmarks/results/call_profile.json; `python benchmarks/report.py` renders them.
+
+Usage: python benchmarks/profile_calls.py [--quick] [--calls N] [--only CONFIG ...]
+                                         [--validation] [--data-dir DIR] [--output FILE]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import _models
+from _harness import (BATCH_SIZE, RESULTS_DIR, SCHEMA, _now, _run_child, _write, child_main,
+                      load_data, steps_per_epoch)
+
+RESULTS = RESULTS_DIR / "call_profile.json"
+WORKLOAD = "call_profile"
+
+
+def _median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+# --- the probe of the Trainer's loops ---------------------------------------------------
+
+def attach_loop_probe():
+    """Wraps each resident-array training loop a `Loops` creates; returns the list its
+    events go to, or None when the engine's internals have moved (then only whole calls
+    are timed)."""
+    try:
+        from customkeras.training.loops import Loops
+        original = Loops._function
+    except (ImportError, AttributeError):
+        return None
+    events = []
+
+    def _function(self, key, body, signature, jit_compile):
+        functions = getattr(self, "_functions", None)
+        fresh = functions is not None and key not in functions
+        function = original(self, key, body, signature, jit_compile)
+        if (fresh and key[:2] == ("train", "arrays") and key in functions
+                and not self.run_eagerly):
+            function = functions[key] = _timed_loop(function, bool(jit_compile), events)
+        return function
+
+    Loops._function = _function
+    return events
+
+
+def _timed_loop(function, xla, events):
+    traced = []
+
+    def call(*args):
+        start = time.perf_counter()
+        trace = None
+        if not traced:  # trace now, so that the first run is the run (and XLA's compile)
+            function.get_concrete_function(*args)
+            trace = time.perf_counter() - start
+            traced.append(True)
+        result = function(*args)
+        steps = int(result[0])  # waits for the execution, as the controller does next
+        events.append({"xla": xla, "start": start, "end": time.perf_counter(), "steps": steps,
+                       "trace": trace})
+        return result
+
+    return call
+
+
+def _loop_figures(events, xla, call_bounds):
+    """Trace, first run and steady seconds per step of one loop, from its executions."""
+    mine = [e for e in events if e["xla"] == xla]
+    if not mine:
+        return None
+    first, later = mine[0], mine[1:]
+    run = first["end"] - first["start"] - first["trace"]
+    same = [e["end"] - e["start"] for e in later if e["steps"] == first["steps"]]
+    big = [e for e in later if e["steps"] >= 32]
+    per_step = (sum(e["end"] - e["start"] for e in big) / sum(e["steps"] for e in big)
+                if big else None)
+    steady = _median(same) if same else (first["steps"] * per_step if per_step else None)
+    first_call = next(i for i, (begin, end) in enumerate(call_bounds)
+                      if begin <= first["start"] <= end)
+    return {"first_call": first_call, "first_execution_steps": first["steps"],
+            "trace_seconds": first["trace"], "first_run_seconds": run,
+            "first_run_extra_seconds": None if steady is None else run - steady,
+            "execution_seconds_per_step": per_step}
+
+
+# --- the children -----------------------------------------------------------------------
+
+def _data(settings, with_tensorflow=True):
+    (x, y), validation, _ = load_data(settings, with_tensorflow)
+    return x, y, (validation if settings.get("validation") else None)
+
+
+def _call_figures(construct, bounds, steps):
+    seconds = [end - begin for begin, end in bounds]
+    steady = _median(seconds[1:] or seconds)
+    return {"steps_per_epoch": steps, "construct_seconds": construct,
+            "call_seconds": [round(s, 4) for s in seconds], "steady_call_seconds": steady,
+            "first_call_extra_seconds": seconds[0] - steady,
+            "seconds_per_step": steady / steps, "total_seconds": construct + sum(seconds)}
+
+
+def trainer_profile(settings, build, jit_compile):
+    from customkeras.training import Trainer
+
+    events = attach_loop_probe()
+    x, y, validation = _data(settings)
+    model = build()
+    _models.set_random_seed(settings["seed"])
+    start = time.perf_counter()
+    trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"],
+                      jit_compile=jit_compile)
+    construct = time.perf_counter() - start
+    bounds = []
+    for epoch in range(settings["calls"]):
+        begin = time.perf_counter()
+        trainer.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=BATCH_SIZE,
+                    validation_data=validation, seed=settings["seed"], verbose=0)
+        bounds.append((begin, time.perf_counter()))
+    result = _call_figures(construct, bounds, steps_per_epoch(len(x)))
+    if not events:
+        result["loop_probe"] = "unavailable: customkeras.training.loops.Loops._function moved"
+        return result
+    pre_step = [min(e["start"] for e in events if b <= e["start"] <= end) - b
+                for b, end in bounds]
+    result.update(pre_step_seconds=[round(s, 4) for s in pre_step],
+                  setup_seconds=construct + pre_step[0],
+                  loops={name: _loop_figures(events, xla, bounds)
+                         for name, xla in (("plain", False), ("xla", True))})
+    return result
+
+
+def jax_profile(settings):
+    """Keras `fit` on the JAX backend; JAX's monitoring events time its compilations."""
+    import jax
+    import keras
+
+    phases = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+              "/jax/core/compile/jaxpr_to_mlir_module_duration": "lowering",
+              "/jax/core/compile/backend_compile_duration": "compile"}
+    calls = [{}]
+
+    def listen(event, duration_secs, **_):
+        if event in phases:
+            totals = calls[-1]
+            totals[phases[event]] = totals.get(phases[event], 0.0) + duration_secs
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    x, y, validation = _data(settings, with_tensorflow=False)
+    model = _models.mlp()
+    _models.set_random_seed(settings["seed"])
+    start = time.perf_counter()
+    model.compile(_models.nadam(), _models.LOSS, metrics=["accuracy"], steps_per_execution=32)
+    construct = time.perf_counter() - start
+    bounds, before = [], calls.pop()
+    for epoch in range(settings["calls"]):
+        calls.append({})
+        begin = time.perf_counter()
+        model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=BATCH_SIZE,
+                  validation_data=validation, verbose=0)
+        bounds.append((begin, time.perf_counter()))
+    result = _call_figures(construct, bounds, steps_per_epoch(len(x)))
+    result.update(backend=keras.backend.backend(), compile_before_fit=before,
+                  compile_per_call=calls)
+    return result
+
+
+CONFIGS = {
+    **{f"{name}_{label}": ("tensorflow", lambda s, b=build, j=jit: trainer_profile(s, b, j))
+       for name, build in (("mlp", _models.mlp), ("cnn", _models.cnn))
+       for label, jit in (("plain", False), ("xla", True), ("auto", "auto"))},
+    "jax_mlp_spe32": ("jax", jax_profile),
+}
+
+
+def settings_for(config, args):
+    settings = {"calls": args.calls, "validation": args.validation, "data_dir": args.data_dir,
+                "seed": 0, "batch_size": BATCH_SIZE}
+    if config.startswith("cnn"):
+        settings["train_samples"] = 20_000
+    if config == "cnn_xla":  # ~8x slower steps than plain on CPU: one steady call is enough
+        settings["calls"] = min(args.calls, 2)
+    if args.quick:
+        settings.update(calls=min(settings["calls"], 3), train_samples=1024 if config.startswith(
+            "cnn") else 4096, valid_samples=256)
+    return settings
+
+
+# --- the parent -------------------------------------------------------------------------
+
+def derive(configs):
+    """Per model: set-up, the loops' one-off costs, p, x, C and the break-even steps."""
+    models = {}
+    for model in ("mlp", "cnn"):
+        plain, xla = configs.get(f"{model}_plain"), configs.get(f"{model}_xla")
+        if not plain or not xla or "unavailable" in plain or "unavailable" in xla:
+            continue
+        p, x = plain["seconds_per_step"], xla["seconds_per_step"]
+        extra = xla["first_call_extra_seconds"] - plain["first_call_extra_seconds"]
+        loop = lambda result, name, key: ((result.get("loops") or {}).get(name) or {}).get(key)
+        models[model] = {
+            "setup_seconds": plain.get("setup_seconds"),
+            "trace_plain_seconds": loop(plain, "plain", "trace_seconds"),
+            "first_run_extra_plain_seconds": loop(plain, "plain", "first_run_extra_seconds"),
+            "trace_xla_seconds": loop(xla, "xla", "trace_seconds"),
+            "compile_xla_seconds": loop(xla, "xla", "first_run_extra_seconds"),
+            "plain_seconds_per_step": p, "xla_seconds_per_step": x,
+            "xla_extra_one_off_seconds": extra,
+            "break_even_steps": extra / (p - x) if p > x else None,
+            "steps_per_epoch": plain["steps_per_epoch"],
+            "totals": {label: _total(configs.get(f"{model}_{label}", {}),
+                                     len(plain["call_seconds"]))
+                       for label in ("plain", "xla", "auto")
+                       if "total_seconds" in configs.get(f"{model}_{label}", {})}}
+    return models
+
+
+def _total(result, calls):
+    """Construction and `calls` calls; calls not run are counted as steady ones."""
+    missing = calls - len(result["call_seconds"])
+    return result["total_seconds"] + max(missing, 0) * result["steady_call_seconds"]
+
+
+def _uptime():
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few samples, 3 calls; "
+                        "results go to /tmp unless --output is given")
+    parser.add_argument("--calls", type=int, default=5, help="one-epoch calls (default 5)")
+    parser.add_argument("--only", action="append", choices=sorted(CONFIGS), metavar="CONFIG")
+    parser.add_argument("--validation", action="store_true",
+                        help="validate on 5,000 images after every epoch")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--output", type=pathlib.Path, default=None)
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main({WORKLOAD: CONFIGS}, *args.child, json.loads(args.settings))
+        return
+    output = args.output or (pathlib.Path("/tmp/quick-call_profile.json") if args.quick
+                             else RESULTS)
+    try:
+        report = json.loads(output.read_text())
+        if report.get("schema") != SCHEMA or report.get("quick") != args.quick:
+            raise ValueError("other settings")
+    except (OSError, ValueError):
+        report = {"schema": SCHEMA, "quick": args.quick, "workloads": {}}
+    entry = report["workloads"].setdefault(WORKLOAD, {"contenders": {}})
+    load_start, uptime_start, started = os.getloadavg(), _uptime(), time.perf_counter()
+    for name in args.only or CONFIGS:
+        backend, _ = CONFIGS[name]
+        print(f"[profile] {name} ...", file=sys.stderr, flush=True)
+        result = _run_child(pathlib.Path(__file__), WORKLOAD, name, backend,
+                            settings_for(name, args), args.timeout)
+        if "unavailable" in result:
+            print(f"[profile]   unavailable: {result['unavailable']}", file=sys.stderr)
+        entry["contenders"][name] = dict(result, settings=settings_for(name, args))
+    entry.update(date=_now(), rounds=1, seconds=round(time.perf_counter() - started, 1),
+                 settings=settings_for("mlp", args), load_average_at_start=load_start,
+                 load_average_at_end=os.getloadavg(), uptime_at_start=uptime_start,
+                 uptime_at_end=_uptime(), models=derive(entry["contenders"]))
+    _write(output, report)
+    print(f"[profile] written to {output}", file=sys.stderr)
+    import report as report_module
+    print(report_module.render_file(output))
+
+
+if __name__ == "__main__":
+    main()
