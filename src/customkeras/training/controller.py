@@ -159,8 +159,10 @@ class Controller:
                 resume = (step, restore)
                 if saved_seed is not None:
                     state.seed = seed = saved_seed
-            if train.kind != "arrays" and start > 0:
-                train.fast_forward(start, self.strategy)  # the iterators before `start`
+            if train.kind != "arrays":
+                train.use_super_batches(self._super_batch_size(train))
+                if start > 0:
+                    train.fast_forward(start, self.strategy)  # the iterators before `start`
             progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
                                      steps_per_epoch=train.steps_per_epoch)
             for epoch in range(start, epochs):
@@ -189,6 +191,21 @@ class Controller:
             if progress is not None:
                 progress.close()
         return _history(callback_list)
+
+    def _super_batch_size(self, source):
+        """Batches per super-batch for training on `source` (None: plain batches).
+
+        Not under a strategy (whose distributed dataset splits each batch) nor eagerly
+        (`xla_allowed`); with a fixed `steps_per_execution`, a divisor of it, so that
+        the batch callbacks still come where the user asked.
+        """
+        if not self.xla_allowed:
+            return None
+        wanted = source.super_batch_size()
+        if wanted is None or self.planner.adaptive:
+            return wanted
+        size = max(d for d in range(1, wanted + 1) if self.planner.steps % d == 0)
+        return source.super_batch_size(size)
 
     def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
                      state, backup, first_step, restore):
@@ -244,13 +261,19 @@ class Controller:
         total = source.steps_this_epoch()
         xla = self.use_xla("train", epochs_left * (source.steps_per_epoch or 0))
         logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
-        for step, count, use_xla in self.planner.stream(total, xla, start=first_step):
+        size = source.super_batch or 1
+        if source.super_batch:
+            def loop(it, n, x):
+                return self.loops.train_super_batches(it, n, source.element_spec, size, x)
+        else:
+            def loop(it, n, x):
+                return self.loops.train_iterator(it, n, source.element_spec, x)
+        for step, count, use_xla in self.planner.stream(total, xla, start=first_step,
+                                                        multiple=size):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
-            result = self._call(
-                "train", lambda it, n, x: self.loops.train_iterator(it, n, source.element_spec, x),
-                iterator, count, xla=use_xla)
+            result = self._call("train", loop, iterator, count, xla=use_xla)
             steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
                                                         progress)
             ran_out = steps_run < count

@@ -62,13 +62,15 @@ class ExecutionPlanner:
                 self.steps = int(self.agree(self.steps))
             step += count
 
-    def stream(self, total, xla, start=0):
+    def stream(self, total, xla, start=0, multiple=1):
         """Yields `(first_step, num_steps, xla)` for a pass of `total` steps, or of an
         unknown number (None) that ends when the consumer stops asking (its data ran
-        out)."""
+        out). With `multiple`, every execution but a pass's last runs a multiple of
+        that many steps (an iterator of super-batches of `multiple` batches)."""
         step = start
         while total is None or step < total:
-            count = self.steps if total is None else min(self.steps, total - step)
+            count = max(self.steps // multiple, 1) * multiple
+            count = count if total is None else min(count, total - step)
             start = self._clock()
             yield step, count, xla
             if step > 0 and 2 * count >= self.steps:

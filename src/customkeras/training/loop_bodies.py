@@ -25,6 +25,14 @@ def _batch_in_order(data, start, batch_size, full_batches):
     return tf.nest.map_structure(take, data)
 
 
+def all_finite(values):
+    """Whether every floating-point tensor in `values` is finite."""
+    values = [tf.cast(v, tf.float32) for v in tf.nest.flatten(values) if v.dtype.is_floating]
+    if not values:
+        return tf.constant(True)
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
+
+
 def _empty_like(spec):
     return tf.nest.map_structure(lambda s: tf.zeros(s.shape, s.dtype), spec)
 
@@ -119,6 +127,66 @@ class LoopBodies:
                 tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
             body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
         return self._finish_train(steps_run, finite, logs, logs_spec)
+
+    def _train_super_batches_loop(self, xla_steps, logs_spec, size, iterator, num_steps):
+        # One `get_next` per super-batch `(batches, lengths)`. A full one of equal
+        # batches runs its `size` steps in one call (XLA-compiled for one shape); any
+        # other (an epoch's last, with its smaller batch) runs one step at a time.
+        # The controller's executions end on super-batch boundaries.
+        def body(step, finite, logs, done):
+            optional = iterator.get_next_as_optional()
+
+            def run():
+                batches, lengths = optional.get_value()
+                count = tf.minimum(tf.shape(lengths)[0], num_steps - step)
+                regular = tf.logical_and(tf.equal(count, size),
+                                         tf.reduce_all(tf.equal(lengths, lengths[0])))
+                ran, finite_now, new_logs = tf.cond(
+                    regular,
+                    lambda: self.strategy.run(self._equal_batches_steps(xla_steps),
+                                              args=(batches, size, logs)),
+                    lambda: self.strategy.run(self._batch_by_batch_steps,
+                                              args=(batches, lengths, count, logs)))
+                return step + ran, finite_now, new_logs, tf.constant(False)
+
+            return tf.cond(optional.has_value(), run,
+                           lambda: (step, finite, logs, tf.constant(True)))
+
+        logs = () if logs_spec is None else _empty_like(logs_spec)
+        steps_run, finite, logs, _ = tf.while_loop(
+            lambda step, finite, _, done: tf.logical_and(
+                tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
+            body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
+        return self._finish_train(steps_run, finite, logs, logs_spec)
+
+    def _steps_over(self, batch_at, count, logs):
+        """Training steps on `batch_at(j)` for j < count, stopping after a non-finite
+        one; in the replica context (one replica). Returns `(steps, finite, logs)`."""
+        replica, step = self._replica("train", sliced=False), self.steps.train
+
+        def body(j, finite, logs):
+            out = replica(batch_at(j))
+            logs = self._carry("train", out, logs)
+            return j + 1, all_finite(logs if step.reports_logs else out["loss"]), logs
+
+        return tf.while_loop(lambda j, finite, _: tf.logical_and(j < count, finite), body,
+                             (tf.constant(0), tf.constant(True), logs))
+
+    def _equal_batches_steps(self, xla):
+        def steps(batches, count, logs):
+            return self._steps_over(
+                lambda j: tf.nest.map_structure(lambda t: t[j], batches), count, logs)
+
+        if not xla:
+            return steps
+        key = ("xla-equal-batches", "train")
+        if key not in self._functions:
+            self._functions[key] = tf.function(steps, jit_compile=True, autograph=False)
+        return self._functions[key]
+
+    def _batch_by_batch_steps(self, batches, lengths, count, logs):
+        return self._steps_over(
+            lambda j: tf.nest.map_structure(lambda t: t[j][:lengths[j]], batches), count, logs)
 
     def _test_arrays_loop(self, full_batches, logs_spec, data, first_step, num_steps,
                           batch_size):

@@ -36,7 +36,7 @@ import functools
 import tensorflow as tf
 
 from customkeras.training.guard import DivergenceGuard
-from customkeras.training.loop_bodies import LoopBodies
+from customkeras.training.loop_bodies import LoopBodies, all_finite
 
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
 
@@ -154,11 +154,7 @@ class Loops(LoopBodies):
                 # same: a non-finite loss makes them non-finite through its gradients.
                 return self.guard.weights_finite()
             logs = self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["loss"], axis=None)
-        values = [tf.cast(v, tf.float32) for v in tf.nest.flatten(logs)
-                  if v.dtype.is_floating]
-        if not values:
-            return tf.constant(True)
-        return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in values])
+        return all_finite(logs)
 
     # ---- structures of the model's own steps ------------------------------------------
 
@@ -255,6 +251,18 @@ class Loops(LoopBodies):
         logs_spec = self._logs_spec("train", element_spec, sliced=False)
         self.guard  # after the probe: a custom step's optimizers now exist
         body = functools.partial(self._train_iterator_loop, bool(jit_compile), logs_spec)
+        loop = self._function(key, body, None, False)
+        return loop(iterator, tf.constant(num_steps))
+
+    def train_super_batches(self, iterator, num_steps, element_spec, size, jit_compile):
+        """`train_iterator` over an iterator of super-batches `(batches, lengths)` of up
+        to `size` of the batches of `element_spec` (`DatasetSource.use_super_batches`).
+        `num_steps` is a multiple of `size`, or the steps left in the pass."""
+        key = ("train", "super-batches", size, bool(jit_compile), _spec_key(element_spec))
+        logs_spec = self._logs_spec("train", element_spec, sliced=False)
+        self.guard  # after the probe: a custom step's optimizers now exist
+        body = functools.partial(self._train_super_batches_loop, bool(jit_compile),
+                                 logs_spec, size)
         loop = self._function(key, body, None, False)
         return loop(iterator, tf.constant(num_steps))
 

@@ -7,6 +7,13 @@ or `steps_per_epoch` steps of an iterator that then carries on into the next epo
 `PyDataset`'s `workers` / `use_multiprocessing` and `on_epoch_end` work as under `fit`.
 The iterator is consumed inside the traced loop (`loops.Loops.train_iterator`).
 
+One `get_next` inside a traced loop costs more than the chapter's whole MLP step, so a
+training pass can read *super-batches* instead (`use_super_batches`): the user's batches,
+`padded_batch`-ed `k` at a time with each batch's length beside them, one `get_next` per
+`k` steps; the loop (`loops.Loops.train_super_batches`) runs the `k` steps of a super-batch
+in one XLA call. The batches, their order and the reshuffling pipeline's orders are
+those of the user's dataset (its iterators are made the same way, from one dataset).
+
 Under a strategy the dataset is distributed with
 `strategy.experimental_distribute_dataset`: the batches it yields are global batches,
 each replica gets its slice, and under `MultiWorkerMirroredStrategy` each worker reads
@@ -27,6 +34,14 @@ from customkeras import _checks
 def is_dataset_like(x):
     """Whether `x` is streamed data: a tf.data dataset, a generator or a PyDataset."""
     return isinstance(x, (tf.data.Dataset, PyDataset)) or inspect.isgenerator(x)
+
+
+# How many batches a super-batch holds at most, and its bytes per sample of a batch
+# (1 MiB: a super-batch of 32-sample batches stays under 32 MiB). Beyond that a step
+# costs far more than its `get_next`, and super-batches would only take memory.
+SUPER_BATCH = 32
+SUPER_BATCH_BYTES_PER_SAMPLE = 1 << 20
+_MIN_SUPER_BATCH = 8
 
 
 def _kind(x):
@@ -96,7 +111,37 @@ class DatasetSource:
         # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
         self.checkpointable = isinstance(x, tf.data.Dataset)
         self._iterator = None
-        self._distributed = None
+        self._plain = None  # the dataset distributed (Keras's way)
+        self._distributed = None  # ... and super-batched when training reads them
+        self.super_batch = None
+
+    def super_batch_size(self, wanted=SUPER_BATCH):
+        """How many batches a training super-batch can hold (at most `wanted`), or
+        None where super-batches do not apply.
+
+        They apply to one pass per epoch (no `steps`: an epoch never ends inside a
+        super-batch) of dense tensors whose every dimension but the batch one is
+        known (padding would change the batches otherwise), and pay where a sample
+        is small (`SUPER_BATCH_BYTES_PER_SAMPLE`).
+        """
+        if self.steps is not None:
+            return None
+        sample_bytes = 0
+        for spec in tf.nest.flatten(self.element_spec):
+            if (type(spec) is not tf.TensorSpec or spec.shape.rank in (None, 0)
+                    or not spec.shape[1:].is_fully_defined() or spec.dtype == tf.string):
+                return None
+            sample_bytes += spec.shape[1:].num_elements() * spec.dtype.size
+        size = min(wanted, SUPER_BATCH_BYTES_PER_SAMPLE // max(sample_bytes, 1))
+        return size if size >= _MIN_SUPER_BATCH else None
+
+    def use_super_batches(self, size):
+        """Makes training iterators yield `(batches, lengths)`: `size` batches padded to
+        the longest (`padded_batch`) and each one's length; None: plain batches."""
+        if size != self.super_batch:
+            self.super_batch = size
+            self._distributed = None
+            self._iterator = None
 
     @property
     def iterator(self):
@@ -148,18 +193,33 @@ class DatasetSource:
             self.end_epoch(steps, False, strategy)
 
     def pass_iterator(self, strategy):
-        """A new iterator for one evaluation or prediction pass."""
-        return iter(self._dataset_for(strategy))
+        """A new iterator for one evaluation or prediction pass (plain batches)."""
+        return iter(self._distribute(strategy))
 
     def _new_iterator(self, strategy):
         self._iterator = iter(self._dataset_for(strategy))
         self._steps_seen = 0
 
-    def _dataset_for(self, strategy):
+    def _distribute(self, strategy):
         # Keras distributes the dataset under every strategy, the default one too; it
         # changes how a seeded shuffle draws its orders, so do the same.
+        if self._plain is None:
+            self._plain = strategy.experimental_distribute_dataset(self.dataset)
+        return self._plain
+
+    def _dataset_for(self, strategy):
         if self._distributed is None:
-            self._distributed = strategy.experimental_distribute_dataset(self.dataset)
+            self._distributed = self._distribute(strategy)
+            if self.super_batch:  # no strategy: the "distributed" dataset is the dataset
+                tuple_element = isinstance(self.element_spec, tuple)
+
+                def with_length(*batch):  # a tuple element arrives as several arguments
+                    batch = batch if tuple_element else batch[0]
+                    return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
+
+                self._distributed = self._distributed.map(
+                    with_length).padded_batch(
+                        self.super_batch).prefetch(1)
         return self._distributed
 
     def on_epoch_begin(self):

@@ -1,0 +1,141 @@
+"""Training on a tf.data pipeline of small batches reads super-batches.
+
+`DatasetSource.use_super_batches` makes the training iterator yield `k` of the user's
+batches per `get_next`, and `Loops.train_super_batches` runs them (`k` equal batches in
+one XLA call, any other super-batch one step at a time). Each test checks that this
+path ran (the per-step iterator loop is made to fail) and that it changed nothing a
+user sees: history and weights equal Keras `fit` on the same reshuffling pipeline,
+batch callbacks where `steps_per_execution` puts them, divergence reported at the
+same step as the per-step loop, and exact mid-epoch resume.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from data_source_helpers import (
+    assert_same_history,
+    assert_same_weights,
+    assert_trained,
+    data,
+    trainer_for,
+    twins,
+)
+from test_training_data_resume import CrashAt, Crash
+from training_helpers import mlp
+
+from customkeras.training import TrainingDivergedError
+from customkeras.training.loops import Loops
+from customkeras.training.sources import DatasetSource
+
+BATCH = 8
+X, Y, W = data(597)  # 74 batches of 8 and one of 5: two full super-batches of 32, a ragged one
+XV, YV, _ = data(40, seed=5)
+
+
+def reshuffled(x=X, y=Y, w=W, seed=7):
+    return tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(
+        len(x), seed=seed, reshuffle_each_iteration=True).batch(BATCH)
+
+
+def validation():
+    return tf.data.Dataset.from_tensor_slices((XV, YV)).batch(16)
+
+
+@pytest.fixture
+def no_per_step_loop(monkeypatch):
+    """Fails a test whose training reads one batch per `get_next`."""
+    def per_step_loop(*args, **kwargs):
+        raise AssertionError("trained with the per-step iterator loop, not super-batches")
+
+    monkeypatch.setattr(Loops, "train_iterator", per_step_loop)
+
+
+def _source(dataset, steps=None):
+    return DatasetSource(dataset, None, None, batch_size=None, steps=steps, shuffle=False,
+                         names=("x", "y", "sample_weight"))
+
+
+def test_which_pipelines_get_super_batches():
+    small = tf.data.Dataset.from_tensor_slices((X, Y)).batch(BATCH)
+    assert _source(small).super_batch_size() == 32
+    assert _source(small).super_batch_size(12) == 12
+    # An epoch of `steps_per_epoch` steps could end inside a super-batch.
+    assert _source(small.repeat(), steps=10).super_batch_size() is None
+    # Padding would change batches whose other dimensions vary.
+    ragged = tf.data.Dataset.from_generator(
+        lambda: iter([(np.zeros((2, 3), "float32"), Y[:2])]),
+        output_signature=(tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.int64)))
+    assert _source(ragged).super_batch_size() is None
+    # A 512x512 float image is 1 MiB: a step costs far more than its `get_next`.
+    images = tf.data.Dataset.from_tensor_slices(np.zeros((2, 512, 512), "float32")).batch(1)
+    assert _source(images).super_batch_size() is None
+    source = _source(small)
+    source.use_super_batches(4)
+    batches, lengths = next(iter(source.begin_epoch(tf.distribute.get_strategy())))
+    np.testing.assert_array_equal(lengths.numpy(), [BATCH] * 4)
+    np.testing.assert_array_equal(batches[0].numpy().reshape(-1, 8), X[:32])
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_super_batches_match_keras_fit(jit_compile, no_per_step_loop):
+    reference, model = twins()
+    expected = reference.fit(reshuffled(), epochs=3, validation_data=validation(), verbose=0)
+    trainer = trainer_for(model, jit_compile=jit_compile)
+    history = trainer.fit(reshuffled(), epochs=3, validation_data=validation(), verbose=0,
+                          shuffle=False)
+    assert_same_history(history, expected, f"jit_compile={jit_compile}")
+    assert_same_weights(model, reference, f"jit_compile={jit_compile}")
+    assert_trained(model)
+    assert int(trainer.optimizer.iterations.numpy()) == 3 * 75
+
+
+class BatchEnds(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.batches = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches.append(batch)
+
+
+def test_batch_callbacks_come_every_steps_per_execution(no_per_step_loop):
+    ends = BatchEnds()
+    trainer_for(mlp(seed=1), steps_per_execution=24).fit(
+        reshuffled(), epochs=1, verbose=0, shuffle=False, callbacks=[ends])
+    assert ends.batches == [23, 47, 71, 74]  # 75 steps, as Keras fit(steps_per_execution=24)
+
+
+def _diverging():
+    x = X.copy()
+    x[8 * 45 + 3] = np.inf  # a sample of batch 46 (1-based) of the unshuffled pipeline
+    return tf.data.Dataset.from_tensor_slices((x, Y, W)).batch(BATCH)
+
+
+def test_divergence_inside_a_super_batch_stops_at_its_step(no_per_step_loop):
+    reference, model = twins()
+    with pytest.raises(TrainingDivergedError) as caught:
+        trainer_for(model, steps_per_execution=32, jit_compile=True).fit(
+            _diverging(), epochs=1, verbose=0, shuffle=False)
+    error = caught.value
+    assert (error.epoch, error.step, error.restored_step) == (1, 46, 32), str(error)
+    # The weights of the last finite execution: those of the first 32 batches.
+    reference.fit(_diverging().take(32), epochs=1, verbose=0)
+    assert_same_weights(model, reference, "weights restored after divergence")
+
+
+def test_crash_mid_epoch_resumes_exactly_with_super_batches(tmp_path, no_per_step_loop):
+    def fit(callbacks):
+        model = mlp(seed=1)
+        trainer = trainer_for(model, steps_per_execution=8)
+        return model, trainer, trainer.fit(reshuffled(), epochs=3, verbose=0, shuffle=False,
+                                           validation_data=validation(), callbacks=callbacks)
+
+    reference, reference_trainer, expected = fit([])
+    with pytest.raises(Crash):
+        fit([keras.callbacks.BackupAndRestore(str(tmp_path), save_freq=1), CrashAt(1, 39)])
+    model, trainer, history = fit([keras.callbacks.BackupAndRestore(str(tmp_path), save_freq=1)])
+    tail = {key: values[1:] for key, values in expected.history.items()}
+    assert_same_history(history, tail, "epochs run after resuming")
+    assert_same_weights(model, reference, "after resuming")
+    assert (int(trainer.optimizer.iterations.numpy())
+            == int(reference_trainer.optimizer.iterations.numpy()) == 3 * 75)
