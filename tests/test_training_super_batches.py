@@ -139,3 +139,26 @@ def test_crash_mid_epoch_resumes_exactly_with_super_batches(tmp_path, no_per_ste
     assert_same_weights(model, reference, "after resuming")
     assert (int(trainer.optimizer.iterations.numpy())
             == int(reference_trainer.optimizer.iterations.numpy()) == 3 * 75)
+
+
+@pytest.fixture
+def no_per_step_evaluation(monkeypatch):
+    def per_step_loop(*args, **kwargs):
+        raise AssertionError("evaluated with the per-step iterator loop, not super-batches")
+
+    monkeypatch.setattr(Loops, "test_iterator", per_step_loop)
+
+
+def test_evaluation_passes_read_super_batches(no_per_step_evaluation):
+    reference, model = twins()
+    reference.fit(reshuffled(), epochs=1, verbose=0)
+    model.set_weights(reference.get_weights())
+    trainer = trainer_for(model)
+    ordered = tf.data.Dataset.from_tensor_slices((X, Y, W)).batch(BATCH)
+    for name, dataset, steps in (("one pass", ordered, None),
+                                 ("40 steps of a repeated pipeline", ordered.repeat(), 40)):
+        expected = reference.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
+        logs = trainer.evaluate(dataset, steps=steps)
+        assert sorted(logs) == sorted(expected), name
+        for key, value in expected.items():
+            np.testing.assert_allclose(logs[key], value, rtol=0, atol=1e-5, err_msg=name)

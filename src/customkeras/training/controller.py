@@ -192,8 +192,8 @@ class Controller:
                 progress.close()
         return _history(callback_list)
 
-    def _super_batch_size(self, source):
-        """Batches per super-batch for training on `source` (None: plain batches).
+    def _super_batch_size(self, source, purpose="train"):
+        """Batches per super-batch for `purpose` on `source` (None: plain batches).
 
         Not under a strategy (whose distributed dataset splits each batch) nor eagerly
         (`xla_allowed`); with a fixed `steps_per_execution`, a divisor of it, so that
@@ -201,11 +201,11 @@ class Controller:
         """
         if not self.xla_allowed:
             return None
-        wanted = source.super_batch_size()
+        wanted = source.super_batch_size(purpose=purpose)
         if wanted is None or self.planner.adaptive:
             return wanted
         size = max(d for d in range(1, wanted + 1) if self.planner.steps % d == 0)
-        return source.super_batch_size(size)
+        return source.super_batch_size(size, purpose)
 
     def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
                      state, backup, first_step, restore):
@@ -337,14 +337,19 @@ class Controller:
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
-            iterator = source.pass_iterator(self.strategy)
+            size = self._super_batch_size(source, "test")
+            iterator = source.pass_iterator(self.strategy, size)
             xla = self.use_xla("test", passes * (source.steps_per_epoch or 0))
-            total = source.steps
-            for step, count, use_xla in self.planner.stream(total, xla):
+            if size:
+                def loop(it, n, x):
+                    return self.loops.test_super_batches(it, n, source.element_spec, size, x)
+            else:
+                def loop(it, n, x):
+                    return self.loops.test_iterator(it, n, source.element_spec, x)
+            for step, count, use_xla in self.planner.stream(source.steps, xla,
+                                                            multiple=size or 1):
                 callbacks.on_test_batch_begin(step)
-                steps_run, new_logs = self._call(
-                    "test", lambda it, n, x: self.loops.test_iterator(
-                        it, n, source.element_spec, x), iterator, count, xla=use_xla)
+                steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
                 steps_run = int(steps_run)
                 self.steps_run["test"] += steps_run
                 if steps_run == 0:

@@ -128,11 +128,11 @@ class LoopBodies:
             body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
         return self._finish_train(steps_run, finite, logs, logs_spec)
 
-    def _train_super_batches_loop(self, xla_steps, logs_spec, size, iterator, num_steps):
+    def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps):
         # One `get_next` per super-batch `(batches, lengths)`. A full one of equal
         # batches runs its `size` steps in one call (XLA-compiled for one shape); any
-        # other (an epoch's last, with its smaller batch) runs one step at a time.
-        # The controller's executions end on super-batch boundaries.
+        # other (a pass's last, with its smaller batch) runs one step at a time. The
+        # controller's executions end on super-batch boundaries.
         def body(step, finite, logs, done):
             optional = iterator.get_next_as_optional()
 
@@ -143,9 +143,9 @@ class LoopBodies:
                                          tf.reduce_all(tf.equal(lengths, lengths[0])))
                 ran, finite_now, new_logs = tf.cond(
                     regular,
-                    lambda: self.strategy.run(self._equal_batches_steps(xla_steps),
+                    lambda: self.strategy.run(self._equal_batches_steps(kind, xla_steps),
                                               args=(batches, size, logs)),
-                    lambda: self.strategy.run(self._batch_by_batch_steps,
+                    lambda: self.strategy.run(self._batch_by_batch_steps(kind),
                                               args=(batches, lengths, count, logs)))
                 return step + ran, finite_now, new_logs, tf.constant(False)
 
@@ -157,36 +157,45 @@ class LoopBodies:
             lambda step, finite, _, done: tf.logical_and(
                 tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
             body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
-        return self._finish_train(steps_run, finite, logs, logs_spec)
+        if kind == "train":
+            return self._finish_train(steps_run, finite, logs, logs_spec)
+        return steps_run, (self.model_logs() if logs_spec is None else logs)
 
-    def _steps_over(self, batch_at, count, logs):
-        """Training steps on `batch_at(j)` for j < count, stopping after a non-finite
-        one; in the replica context (one replica). Returns `(steps, finite, logs)`."""
-        replica, step = self._replica("train", sliced=False), self.steps.train
+    def _steps_over(self, kind, batch_at, count, logs):
+        """Steps of `kind` on `batch_at(j)` for j < count (training stops after a
+        non-finite one), in the replica context of one replica. Returns `(steps,
+        finite, logs)`."""
+        replica, step = self._replica(kind, sliced=False), getattr(self.steps, kind)
 
         def body(j, finite, logs):
             out = replica(batch_at(j))
-            logs = self._carry("train", out, logs)
-            return j + 1, all_finite(logs if step.reports_logs else out["loss"]), logs
+            logs = self._carry(kind, out, logs)
+            if kind == "train":
+                finite = all_finite(logs if step.reports_logs else out["loss"])
+            return j + 1, finite, logs
 
         return tf.while_loop(lambda j, finite, _: tf.logical_and(j < count, finite), body,
                              (tf.constant(0), tf.constant(True), logs))
 
-    def _equal_batches_steps(self, xla):
+    def _equal_batches_steps(self, kind, xla):
         def steps(batches, count, logs):
             return self._steps_over(
-                lambda j: tf.nest.map_structure(lambda t: t[j], batches), count, logs)
+                kind, lambda j: tf.nest.map_structure(lambda t: t[j], batches), count, logs)
 
         if not xla:
             return steps
-        key = ("xla-equal-batches", "train")
+        key = ("xla-equal-batches", kind)
         if key not in self._functions:
             self._functions[key] = tf.function(steps, jit_compile=True, autograph=False)
         return self._functions[key]
 
-    def _batch_by_batch_steps(self, batches, lengths, count, logs):
-        return self._steps_over(
-            lambda j: tf.nest.map_structure(lambda t: t[j][:lengths[j]], batches), count, logs)
+    def _batch_by_batch_steps(self, kind):
+        def steps(batches, lengths, count, logs):
+            return self._steps_over(
+                kind, lambda j: tf.nest.map_structure(lambda t: t[j][:lengths[j]], batches),
+                count, logs)
+
+        return steps
 
     def _test_arrays_loop(self, full_batches, logs_spec, data, first_step, num_steps,
                           batch_size):

@@ -258,10 +258,20 @@ class Loops(LoopBodies):
         """`train_iterator` over an iterator of super-batches `(batches, lengths)` of up
         to `size` of the batches of `element_spec` (`DatasetSource.use_super_batches`).
         `num_steps` is a multiple of `size`, or the steps left in the pass."""
-        key = ("train", "super-batches", size, bool(jit_compile), _spec_key(element_spec))
-        logs_spec = self._logs_spec("train", element_spec, sliced=False)
-        self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._train_super_batches_loop, bool(jit_compile),
+        return self._super_batches("train", iterator, num_steps, element_spec, size,
+                                   jit_compile)
+
+    def test_super_batches(self, iterator, num_steps, element_spec, size, jit_compile):
+        """`test_iterator` over an iterator of super-batches; returns `(steps_run, logs)`."""
+        return self._super_batches("test", iterator, num_steps, element_spec, size,
+                                   jit_compile)
+
+    def _super_batches(self, kind, iterator, num_steps, element_spec, size, jit_compile):
+        key = (kind, "super-batches", size, bool(jit_compile), _spec_key(element_spec))
+        logs_spec = self._logs_spec(kind, element_spec, sliced=False)
+        if kind == "train":
+            self.guard  # after the probe: a custom step's optimizers now exist
+        body = functools.partial(self._super_batches_loop, kind, bool(jit_compile),
                                  logs_spec, size)
         loop = self._function(key, body, None, False)
         return loop(iterator, tf.constant(num_steps))

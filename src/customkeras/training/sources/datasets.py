@@ -114,17 +114,21 @@ class DatasetSource:
         self._plain = None  # the dataset distributed (Keras's way)
         self._distributed = None  # ... and super-batched when training reads them
         self.super_batch = None
+        self._super_batched = {}  # evaluation passes' datasets of super-batches, by size
 
-    def super_batch_size(self, wanted=SUPER_BATCH):
-        """How many batches a training super-batch can hold (at most `wanted`), or
-        None where super-batches do not apply.
+    def super_batch_size(self, wanted=SUPER_BATCH, purpose="train"):
+        """How many batches a super-batch can hold (at most `wanted`), or None where
+        super-batches do not apply.
 
-        They apply to one pass per epoch (no `steps`: an epoch never ends inside a
-        super-batch) of dense tensors whose every dimension but the batch one is
-        known (padding would change the batches otherwise), and pay where a sample
-        is small (`SUPER_BATCH_BYTES_PER_SAMPLE`).
+        They apply to dense tensors whose every dimension but the batch one is known
+        (padding would change the batches otherwise), where a sample is small
+        (`SUPER_BATCH_BYTES_PER_SAMPLE`), and to passes that read nothing beyond
+        their end: training epochs of one pass (no `steps`, so that no epoch ends
+        inside a super-batch), and evaluation passes (`purpose="test"`) of one pass
+        or of `steps` batches of a tf.data pipeline, whose iterator is dropped after
+        the pass (a generator's would lose the batches read ahead).
         """
-        if self.steps is not None:
+        if self.steps is not None and (purpose == "train" or not self.checkpointable):
             return None
         sample_bytes = 0
         for spec in tf.nest.flatten(self.element_spec):
@@ -192,9 +196,16 @@ class DatasetSource:
                 return  # an unknown length: only reading the data would tell
             self.end_epoch(steps, False, strategy)
 
-    def pass_iterator(self, strategy):
-        """A new iterator for one evaluation or prediction pass (plain batches)."""
-        return iter(self._distribute(strategy))
+    def pass_iterator(self, strategy, super_batch=None):
+        """A new iterator for one evaluation or prediction pass: of plain batches, or
+        of super-batches of `super_batch` (see `use_super_batches`)."""
+        dataset = self._distribute(strategy)
+        if super_batch:
+            if super_batch not in self._super_batched:
+                self._super_batched[super_batch] = _super_batched(
+                    dataset, super_batch, self.element_spec)
+            dataset = self._super_batched[super_batch]
+        return iter(dataset)
 
     def _new_iterator(self, strategy):
         self._iterator = iter(self._dataset_for(strategy))
@@ -211,15 +222,8 @@ class DatasetSource:
         if self._distributed is None:
             self._distributed = self._distribute(strategy)
             if self.super_batch:  # no strategy: the "distributed" dataset is the dataset
-                tuple_element = isinstance(self.element_spec, tuple)
-
-                def with_length(*batch):  # a tuple element arrives as several arguments
-                    batch = batch if tuple_element else batch[0]
-                    return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
-
-                self._distributed = self._distributed.map(
-                    with_length).padded_batch(
-                        self.super_batch).prefetch(1)
+                self._distributed = _super_batched(self._distributed, self.super_batch,
+                                                   self.element_spec)
         return self._distributed
 
     def on_epoch_begin(self):
@@ -229,3 +233,14 @@ class DatasetSource:
     def on_epoch_end(self):
         """Keras's adapter hook (a PyDataset's `on_epoch_end`)."""
         self.adapter.on_epoch_end()
+
+
+def _super_batched(dataset, size, element_spec):
+    """`dataset`'s batches `size` at a time, padded to the longest, with their lengths."""
+    tuple_element = isinstance(element_spec, tuple)
+
+    def with_length(*batch):  # a tuple element arrives as several arguments
+        batch = batch if tuple_element else batch[0]
+        return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
+
+    return dataset.map(with_length).padded_batch(size).prefetch(1)
