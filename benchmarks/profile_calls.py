@@ -157,9 +157,16 @@ def trainer_profile(settings, build, jit_compile):
     if not events:
         result["loop_probe"] = "unavailable: customkeras.training.loops.Loops._function moved"
         return result
-    pre_step = [min(e["start"] for e in events if b <= e["start"] <= end) - b
-                for b, end in bounds]
-    result.update(pre_step_seconds=[round(s, 4) for s in pre_step],
+    pre_step, parts = [], []
+    for begin, end in bounds:  # each call: before its first execution, tracing, executions
+        mine = [e for e in events if begin <= e["start"] <= end]
+        pre_step.append(min(e["start"] for e in mine) - begin)
+        trace = sum(e["trace"] or 0 for e in mine)
+        run = sum(e["end"] - e["start"] for e in mine) - trace
+        parts.append({"before_steps": round(pre_step[-1], 4), "trace": round(trace, 4),
+                      "executions": round(run, 4), "number_of_executions": len(mine),
+                      "rest": round(end - begin - pre_step[-1] - trace - run, 4)})
+    result.update(pre_step_seconds=[round(s, 4) for s in pre_step], call_parts=parts,
                   setup_seconds=construct + pre_step[0],
                   loops={name: _loop_figures(events, xla, bounds)
                          for name, xla in (("plain", False), ("xla", True))})
