@@ -60,6 +60,11 @@ def test_which_pipelines_get_super_batches():
     small = tf.data.Dataset.from_tensor_slices((X, Y)).batch(BATCH)
     assert _source(small).super_batch_size() == 32
     assert _source(small).super_batch_size(12) == 12
+    # A divisor of a fixed steps_per_execution; none worth having for 2 or 7.
+    assert _source(small).super_batch_size(steps_per_execution=100) == 25
+    assert _source(small).super_batch_size(steps_per_execution=24) == 24
+    assert _source(small).super_batch_size(steps_per_execution=2) is None
+    assert _source(small).super_batch_size(steps_per_execution=7) is None
     # An epoch of `steps_per_epoch` steps could end inside a super-batch.
     assert _source(small.repeat(), steps=10).super_batch_size() is None
     # Padding would change batches whose other dimensions vary.

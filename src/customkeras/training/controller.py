@@ -193,19 +193,14 @@ class Controller:
         return _history(callback_list)
 
     def _super_batch_size(self, source, purpose="train"):
-        """Batches per super-batch for `purpose` on `source` (None: plain batches).
-
-        Not under a strategy (whose distributed dataset splits each batch) nor eagerly
-        (`xla_allowed`); with a fixed `steps_per_execution`, a divisor of it, so that
-        the batch callbacks still come where the user asked.
-        """
+        """Batches per super-batch for `purpose` on `source` (None: plain batches):
+        not under a strategy (whose distributed dataset splits each batch) nor
+        eagerly, as for XLA."""
         if not self.xla_allowed:
             return None
-        wanted = source.super_batch_size(purpose=purpose)
-        if wanted is None or self.planner.adaptive:
-            return wanted
-        size = max(d for d in range(1, wanted + 1) if self.planner.steps % d == 0)
-        return source.super_batch_size(size, purpose)
+        return source.super_batch_size(
+            purpose=purpose, steps_per_execution=None if self.planner.adaptive
+            else self.planner.steps)
 
     def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
                      state, backup, first_step, restore):

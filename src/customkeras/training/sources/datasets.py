@@ -116,9 +116,13 @@ class DatasetSource:
         self.super_batch = None
         self._super_batched = {}  # evaluation passes' datasets of super-batches, by size
 
-    def super_batch_size(self, wanted=SUPER_BATCH, purpose="train"):
+    def super_batch_size(self, wanted=SUPER_BATCH, purpose="train",
+                         steps_per_execution=None):
         """How many batches a super-batch can hold (at most `wanted`), or None where
         super-batches do not apply.
+
+        With a fixed `steps_per_execution`, a divisor of it, so that the batch
+        callbacks still come where the user asked.
 
         They apply to dense tensors whose every dimension but the batch one is known
         (padding would change the batches otherwise), where a sample is small
@@ -137,6 +141,8 @@ class DatasetSource:
                 return None
             sample_bytes += spec.shape[1:].num_elements() * spec.dtype.size
         size = min(wanted, SUPER_BATCH_BYTES_PER_SAMPLE // max(sample_bytes, 1))
+        if steps_per_execution is not None:
+            size = max(d for d in range(1, size + 1) if steps_per_execution % d == 0)
         return size if size >= _MIN_SUPER_BATCH else None
 
     def use_super_batches(self, size):
