@@ -108,17 +108,19 @@ class LoopBodies:
         self.guard.refresh_if(tf.logical_and(finite, weights_finite))
         return steps_run, finite, weights_finite, logs
 
-    def _train_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
+    def _over_iterator(self, iterator, num_steps, logs_spec, run):
+        """A `while` over `iterator`'s elements until `num_steps` steps, a non-finite
+        step or the data's end; `run(element, step, logs)` runs the steps of one
+        element and returns `(steps, finite, logs)`. Returns `(steps_run, finite,
+        logs)`."""
         def body(step, finite, logs, done):
             optional = iterator.get_next_as_optional()
 
-            def run():
-                out = self._step("train", optional.get_value(), False, xla_step)
-                new_logs = self._carry("train", out, logs)
-                return (step + 1, self._finite(out, new_logs, self.steps.train), new_logs,
-                        tf.constant(False))
+            def run_element():
+                ran, finite_now, new_logs = run(optional.get_value(), step, logs)
+                return step + ran, finite_now, new_logs, tf.constant(False)
 
-            return tf.cond(optional.has_value(), run,
+            return tf.cond(optional.has_value(), run_element,
                            lambda: (step, finite, logs, tf.constant(True)))
 
         logs = () if logs_spec is None else _empty_like(logs_spec)
@@ -126,6 +128,15 @@ class LoopBodies:
             lambda step, finite, _, done: tf.logical_and(
                 tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
             body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
+        return steps_run, finite, logs
+
+    def _train_iterator_loop(self, xla_step, logs_spec, iterator, num_steps):
+        def run(batch, step, logs):
+            out = self._step("train", batch, False, xla_step)
+            logs = self._carry("train", out, logs)
+            return 1, self._finite(out, logs, self.steps.train), logs
+
+        steps_run, finite, logs = self._over_iterator(iterator, num_steps, logs_spec, run)
         return self._finish_train(steps_run, finite, logs, logs_spec)
 
     def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps):
@@ -133,30 +144,19 @@ class LoopBodies:
         # batches runs its `size` steps in one call (XLA-compiled for one shape); any
         # other (a pass's last, with its smaller batch) runs one step at a time. The
         # controller's executions end on super-batch boundaries.
-        def body(step, finite, logs, done):
-            optional = iterator.get_next_as_optional()
+        def run(element, step, logs):
+            batches, lengths = element
+            count = tf.minimum(tf.shape(lengths)[0], num_steps - step)
+            regular = tf.logical_and(tf.equal(count, size),
+                                     tf.reduce_all(tf.equal(lengths, lengths[0])))
+            return tf.cond(
+                regular,
+                lambda: self.strategy.run(self._equal_batches_steps(kind, xla_steps),
+                                          args=(batches, size, logs)),
+                lambda: self.strategy.run(self._batch_by_batch_steps(kind),
+                                          args=(batches, lengths, count, logs)))
 
-            def run():
-                batches, lengths = optional.get_value()
-                count = tf.minimum(tf.shape(lengths)[0], num_steps - step)
-                regular = tf.logical_and(tf.equal(count, size),
-                                         tf.reduce_all(tf.equal(lengths, lengths[0])))
-                ran, finite_now, new_logs = tf.cond(
-                    regular,
-                    lambda: self.strategy.run(self._equal_batches_steps(kind, xla_steps),
-                                              args=(batches, size, logs)),
-                    lambda: self.strategy.run(self._batch_by_batch_steps(kind),
-                                              args=(batches, lengths, count, logs)))
-                return step + ran, finite_now, new_logs, tf.constant(False)
-
-            return tf.cond(optional.has_value(), run,
-                           lambda: (step, finite, logs, tf.constant(True)))
-
-        logs = () if logs_spec is None else _empty_like(logs_spec)
-        steps_run, finite, logs, _ = tf.while_loop(
-            lambda step, finite, _, done: tf.logical_and(
-                tf.logical_and(step < num_steps, finite), tf.logical_not(done)),
-            body, (tf.constant(0), tf.constant(True), logs, tf.constant(False)))
+        steps_run, finite, logs = self._over_iterator(iterator, num_steps, logs_spec, run)
         if kind == "train":
             return self._finish_train(steps_run, finite, logs, logs_spec)
         return steps_run, (self.model_logs() if logs_spec is None else logs)
