@@ -1,5 +1,7 @@
 """Markdown tables for `report.py`: one renderer per workload, the targets, older layouts."""
 
+from _report_calls import call_profile
+
 LABELS = {
     "tf_fit": "Keras `fit`, TF, defaults",
     "tf_fit_spe32": "Keras `fit`, TF, `steps_per_execution=32`",
@@ -142,65 +144,9 @@ def tf_data(workload):
         workload, "trainer_dataset", [_WALL, _STEADY, _ACCURACY, _RSS, _VERSUS], "tf_data")
 
 
-def _ms(value):
-    return "–" if value is None else f"{value * 1000:.3f} ms"
-
-
-def _maybe_seconds(value):
-    return "–" if value is None else _seconds(value)
-
-
-def call_profile(workload):
-    """`profile_calls.py`: per model the one-off costs, p, x and the break-even step count."""
-    settings, configs = workload.get("settings", {}), workload.get("contenders", {})
-    calls = settings.get("calls", "?")
-    load = workload.get("load_average_at_start"), workload.get("load_average_at_end")
-    load = " → ".join(f"{a[0]:.2f}" for a in load if a)
-    rows = []
-    for model, figures in workload.get("models", {}).items():
-        totals = figures.get("totals", {})
-        even = figures.get("break_even_steps")
-        rows.append([f"{model.upper()}, {figures['steps_per_epoch']:,} steps/epoch",
-                     _maybe_seconds(figures.get("setup_seconds")),
-                     _maybe_seconds(figures.get("trace_plain_seconds")),
-                     _maybe_seconds(figures.get("trace_xla_seconds")),
-                     _maybe_seconds(figures.get("compile_xla_seconds")),
-                     _ms(figures["plain_seconds_per_step"]), _ms(figures["xla_seconds_per_step"]),
-                     _seconds(figures["xla_extra_one_off_seconds"]),
-                     "never (XLA slower)" if even is None else _number(even),
-                     " / ".join(_maybe_seconds(totals.get(k)) for k in ("plain", "xla", "auto"))])
-    summary = _table(["model", "set-up", "trace, plain loop", "trace, XLA loop", "XLA compile",
-                      "p (plain, per step)", "x (XLA, per step)", "C (XLA's extra one-off)",
-                      "break-even C / (p − x), steps", f"{calls} calls: plain / XLA / auto"], rows)
-    call_rows = []
-    for name, result in configs.items():
-        if "unavailable" in result:
-            call_rows.append([f"`{name}`", f"unavailable: {result['unavailable']}", "–", "–", "–"])
-            continue
-        compiles = ""
-        if result.get("compile_per_call"):
-            first = result["compile_per_call"][0]
-            compiles = " (JAX in call 1: " + ", ".join(
-                f"{phase} {first[phase]:.2f} s" for phase in ("trace", "lowering", "compile")
-                if phase in first) + ")"
-        call_rows.append([f"`{name}`", ", ".join(f"{s:.2f}" for s in result["call_seconds"]),
-                          _seconds(result["first_call_extra_seconds"]) + compiles,
-                          _ms(result["seconds_per_step"]), _seconds(result["total_seconds"])])
-    per_call = _table(["configuration", "seconds per call", "first call − steady call",
-                       "steady, per step", "total (construction incl.)"], call_rows)
-    short = [f"`{name}` ran {len(r['call_seconds'])}" for name, r in configs.items()
-             if len(r.get("call_seconds", [calls])) != calls]
-    if short:
-        summary += (f"\n\n({', '.join(short)} calls: the {calls}-call totals above count "
-                    "the calls not run as steady ones.)")
-    return (_header(f"Where one-epoch calls' time goes: `fit(epochs=e + 1, initial_epoch=e)` "
-                    f"{calls} times, batch 32", workload).rstrip("):")
-            + f"; load average {load}, start → end):\n\n" + summary + "\n\n" + per_call)
-
-
 WORKLOADS = {"main": main_job, "epoch_calls": epoch_calls, "evaluate_predict": evaluate_predict,
              "cnn": cnn, "custom_step": custom_step, "gan": gan, "tf_data": tf_data,
-             "call_profile": call_profile}
+             "call_profile": call_profile}  # benchmarks/profile_calls.py
 
 
 def _figure(workloads, workload, name, key):

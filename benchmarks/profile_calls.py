@@ -2,29 +2,26 @@
 
 The figures behind `jit_compile="auto"`'s threshold (`controller.XLA_MIN_STEPS`): a
 `Trainer` makes `--calls` calls `fit(x, y, epochs=e + 1, initial_epoch=e, verbose=0)`
-(batch 32, Nadam(1e-2), no validation unless `--validation`) under each `jit_compile`
-setting, each configuration in a child process of its own (see `_harness.py`):
+(batch 32, Nadam(1e-2); `--validation` adds the 5,000 validation images), each
+configuration in a child process of its own (`_harness.py`):
 
-* mlp_plain, mlp_xla, mlp_auto   exercise 13a's MLP on Fashion-MNIST's 55,000 training
-                                 images: `jit_compile=False`, `True`, `"auto"`;
-* cnn_plain, cnn_xla, cnn_auto   the small CNN (`_models.cnn`) on the first 20,000;
+* mlp_plain, mlp_xla, mlp_auto   exercise 13a's MLP, Fashion-MNIST's 55,000 training
+                                 images, `jit_compile=False`, `True`, `"auto"`;
+* cnn_plain, cnn_xla, cnn_auto   the small CNN (`_models.cnn`), the first 20,000 images
+                                 (`cnn_xla`: 2 calls, its steps are ~8x slower on CPU);
 * jax_mlp_spe32                  Keras `fit` on the JAX backend, `steps_per_execution=32`.
 
-Each call is timed whole; a probe wraps the `Trainer`'s traced training loops
-(`Loops._function`, in this process only) and times each graph execution, tracing it
-first with `get_concrete_function` so that tracing and the first run (XLA's
-compilation) are apart. Derived, per configuration: set-up (`Trainer(...)` plus the
-first call's work before its first execution), each loop's trace and first-run extra
-(the first execution minus a steady one of as many steps), the first call's extra
-over a steady call, seconds per step of the steady calls. Per model: C = the XLA
-path's first-call extra minus the plain path's, p and x = plain and XLA seconds per
-step, and the break-even step count C / (p - x). On the JAX backend, JAX's own
-monitoring events split the first call's trace, lowering and backend compilation.
+Each call is timed whole. A probe wraps the `Trainer`'s resident-array training loops
+(`Loops._function`, in the child only) and times each graph execution, tracing it first
+(`get_concrete_function`) so that the trace and the first run (XLA: the compilation)
+come apart. Per configuration: set-up (`Trainer(...)` plus the first call's work before
+its first execution), each loop's trace and first-run extra (over a steady execution of
+as many steps), seconds per step of the steady calls. Per model: C, the XLA path's
+extra one-off cost, p and x (plain and XLA seconds per step) and the break-even step
+count C / (p - x). On JAX, JAX's monitoring events time trace, lowering and compilation.
 
-`cnn_xla` makes 2 calls only (its steps are several times slower than the plain
-loop's on CPU); the per-model totals count its missing calls as steady ones. One
-round unless `--rounds N` (configurations alternate; each keeps its fastest round,
-whole); the machine's load average is recorded at the start and the end.
+`--rounds N` alternates the configurations; each keeps its fastest round whole. The
+load average is recorded around each configuration.
 Results: benchmarks/results/call_profile.json; `python benchmarks/report.py` renders them.
 
 Usage: python benchmarks/profile_calls.py [--quick] [--calls N] [--rounds N] [--only CONFIG ...]
@@ -38,19 +35,14 @@ import pathlib
 import subprocess
 import sys
 import time
+from statistics import median
 
 import _models
-from _harness import (BATCH_SIZE, RESULTS_DIR, SCHEMA, _now, _run_child, _write, child_main,
+from _harness import (BATCH_SIZE, RESULTS_DIR, _load, _now, _run_child, _write, child_main,
                       load_data, steps_per_epoch)
 
 RESULTS = RESULTS_DIR / "call_profile.json"
 WORKLOAD = "call_profile"
-
-
-def _median(values):
-    values = sorted(values)
-    middle = len(values) // 2
-    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 # --- the probe of the Trainer's loops ---------------------------------------------------
@@ -111,7 +103,7 @@ def _loop_figures(events, xla, call_bounds):
     big = [e for e in later if 2 * e["steps"] >= most]
     per_step = (sum(e["end"] - e["start"] for e in big) / sum(e["steps"] for e in big)
                 if big else None)
-    steady = _median(same) if same else (first["steps"] * per_step if per_step else None)
+    steady = median(same) if same else (first["steps"] * per_step if per_step else None)
     first_call = next(i for i, (begin, end) in enumerate(call_bounds)
                       if begin <= first["start"] <= end)
     return {"first_call": first_call, "first_execution_steps": first["steps"],
@@ -129,7 +121,7 @@ def _data(settings, with_tensorflow=True):
 
 def _call_figures(construct, bounds, steps):
     seconds = [end - begin for begin, end in bounds]
-    steady = _median(seconds[1:] or seconds)
+    steady = median(seconds[1:] or seconds)
     return {"steps_per_epoch": steps, "construct_seconds": construct,
             "call_seconds": [round(s, 4) for s in seconds], "steady_call_seconds": steady,
             "first_call_extra_seconds": seconds[0] - steady,
@@ -185,8 +177,7 @@ def jax_profile(settings):
 
     def listen(event, duration_secs, **_):
         if event in phases:
-            totals = calls[-1]
-            totals[phases[event]] = totals.get(phases[event], 0.0) + duration_secs
+            calls[-1][phases[event]] = calls[-1].get(phases[event], 0.0) + duration_secs
 
     jax.monitoring.register_event_duration_secs_listener(listen)
     x, y, validation = _data(settings, with_tensorflow=False)
@@ -231,25 +222,43 @@ def settings_for(config, args):
 
 # --- the parent -------------------------------------------------------------------------
 
+def _loop(result, name, key):
+    return ((result.get("loops") or {}).get(name) or {}).get(key)
+
+
+def _one_off(result, name):
+    """A loop's trace plus its first run's extra (0 if it never ran)."""
+    return (_loop(result, name, "trace_seconds") or 0) + (
+        _loop(result, name, "first_run_extra_seconds") or 0)
+
+
 def derive(configs):
-    """Per model: set-up, the loops' one-off costs, p, x, C and the break-even steps."""
+    """Per model: set-up, the loops' one-off costs, p, x, C and the break-even steps.
+
+    C from whole calls (the XLA path's first-call extra minus the plain path's) and,
+    less exposed to the steps' noise, from the probe's parts (set-up, each loop's trace
+    and first run: the XLA path also traces the plain loop for a smaller last batch).
+    """
     models = {}
     for model in ("mlp", "cnn"):
         plain, xla = configs.get(f"{model}_plain"), configs.get(f"{model}_xla")
         if not plain or not xla or "unavailable" in plain or "unavailable" in xla:
             continue
         p, x = plain["seconds_per_step"], xla["seconds_per_step"]
-        extra = xla["first_call_extra_seconds"] - plain["first_call_extra_seconds"]
-        loop = lambda result, name, key: ((result.get("loops") or {}).get(name) or {}).get(key)
+        calls_c = xla["first_call_extra_seconds"] - plain["first_call_extra_seconds"]
+        parts_c = (xla["setup_seconds"] - plain["setup_seconds"] + _one_off(xla, "xla")
+                   + _one_off(xla, "plain") - _one_off(plain, "plain")
+                   if "loops" in plain and "loops" in xla else None)
         models[model] = {
             "setup_seconds": plain.get("setup_seconds"),
-            "trace_plain_seconds": loop(plain, "plain", "trace_seconds"),
-            "first_run_extra_plain_seconds": loop(plain, "plain", "first_run_extra_seconds"),
-            "trace_xla_seconds": loop(xla, "xla", "trace_seconds"),
-            "compile_xla_seconds": loop(xla, "xla", "first_run_extra_seconds"),
+            "trace_plain_seconds": _loop(plain, "plain", "trace_seconds"),
+            "first_run_extra_plain_seconds": _loop(plain, "plain", "first_run_extra_seconds"),
+            "trace_xla_seconds": _loop(xla, "xla", "trace_seconds"),
+            "compile_xla_seconds": _loop(xla, "xla", "first_run_extra_seconds"),
             "plain_seconds_per_step": p, "xla_seconds_per_step": x,
-            "xla_extra_one_off_seconds": extra,
-            "break_even_steps": extra / (p - x) if p > x else None,
+            "xla_extra_one_off_seconds": calls_c, "xla_extra_one_off_parts_seconds": parts_c,
+            "break_even_steps": calls_c / (p - x) if p > x else None,
+            "break_even_steps_parts": parts_c / (p - x) if p > x and parts_c else None,
             "steps_per_epoch": plain["steps_per_epoch"],
             "totals": {label: _total(configs.get(f"{model}_{label}", {}),
                                      len(plain["call_seconds"]))
@@ -264,23 +273,24 @@ def _total(result, calls):
     return result["total_seconds"] + max(missing, 0) * result["steady_call_seconds"]
 
 
+def _shell(command):
+    """A command's output, e.g. the commit measured and how many files in src/ differ."""
+    return subprocess.run(command, shell=True, capture_output=True, text=True,
+                          cwd=pathlib.Path(__file__).parent).stdout.split()
+
+
 def _uptime():
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return None
+    return " ".join(_shell("uptime"))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a few samples, 3 calls; "
-                        "results go to /tmp unless --output is given")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few samples, 3 calls; results go to /tmp (or --output)")
     parser.add_argument("--calls", type=int, default=5, help="one-epoch calls (default 5)")
     parser.add_argument("--only", action="append", choices=sorted(CONFIGS), metavar="CONFIG")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="rounds of every configuration; each keeps its fastest (default 1)")
-    parser.add_argument("--validation", action="store_true",
-                        help="validate on 5,000 images after every epoch")
+    parser.add_argument("--rounds", type=int, default=1, help="default 1")
+    parser.add_argument("--validation", action="store_true")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--output", type=pathlib.Path, default=None)
     parser.add_argument("--timeout", type=int, default=900, help="seconds per configuration")
@@ -292,20 +302,14 @@ def main():
         return
     output = args.output or (pathlib.Path("/tmp/quick-call_profile.json") if args.quick
                              else RESULTS)
-    try:
-        report = json.loads(output.read_text())
-        if report.get("schema") != SCHEMA or report.get("quick") != args.quick:
-            raise ValueError("other settings")
-    except (OSError, ValueError):
-        report = {"schema": SCHEMA, "quick": args.quick, "workloads": {}}
+    report = _load(output, args.quick)  # other settings' results are replaced
     entry = report["workloads"].setdefault(WORKLOAD, {"contenders": {}})
     load_start, uptime_start, started = os.getloadavg(), _uptime(), time.perf_counter()
     totals = {}
     for round_index in range(args.rounds):  # A B C ... A B C ...: a slow spell hits all alike
         for name in args.only or CONFIGS:
             backend, _ = CONFIGS[name]
-            print(f"[profile] {name} (round {round_index + 1}/{args.rounds}) ...",
-                  file=sys.stderr, flush=True)
+            print(f"[profile] {name} (round {round_index + 1}) ...", file=sys.stderr, flush=True)
             load = os.getloadavg()
             result = _run_child(pathlib.Path(__file__), WORKLOAD, name, backend,
                                 settings_for(name, args), args.timeout)
@@ -321,7 +325,8 @@ def main():
     run = dict(date=_now(), configs=list(args.only or CONFIGS), rounds=args.rounds,
                seconds=round(time.perf_counter() - started, 1),
                load_average_at_start=load_start, load_average_at_end=os.getloadavg(),
-               uptime_at_start=uptime_start, uptime_at_end=_uptime())
+               uptime_at_start=uptime_start, uptime_at_end=_uptime(),
+               engine=_shell("git rev-parse --short HEAD; git status --short src | wc -l"))
     # Runs of some configurations (--only) merge into the file: each run is listed.
     entry.setdefault("runs", []).append(run)
     entry.update(run, settings=settings_for("mlp", args), models=derive(entry["contenders"]))
