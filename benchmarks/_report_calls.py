@@ -68,7 +68,7 @@ def call_profile(workload):
                 f"{phase} {first[phase]:.2f} s" for phase in ("trace", "lowering", "compile")
                 if phase in first) + ")"
         call_rows.append([f"`{name}`", ", ".join(f"{s:.2f}" for s in result["call_seconds"]),
-                          _seconds(result["first_call_extra_seconds"]) + compiles,
+                          _maybe_seconds(result["first_call_extra_seconds"]) + compiles,
                           _ms(result["seconds_per_step"]), _seconds(result["total_seconds"])])
     per_call = _table(["configuration", "seconds per call", "first call − steady call",
                        "steady, per step", "total (construction incl.)"], call_rows)
