@@ -1,6 +1,6 @@
 """Where the time of one-epoch `fit` calls goes: set-up, tracing, XLA compilation, steps.
 
-The figures behind `jit_compile="auto"`'s threshold (`controller.XLA_MIN_STEPS`): a
+The figures behind `jit_compile="auto"`'s threshold (`xla_choice.XLA_MIN_STEPS`): a
 `Trainer` makes `--calls` calls `fit(x, y, epochs=e + 1, initial_epoch=e, verbose=0)`
 (batch 32, Nadam(1e-2); `--validation` adds the 5,000 validation images), each
 configuration in a child process of its own (`_harness.py`):

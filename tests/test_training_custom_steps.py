@@ -29,7 +29,7 @@ from custom_step_helpers import (
 )
 
 from customkeras.training import Trainer, TrainingDivergedError
-from customkeras.training import controller as controller_module
+from customkeras.training import xla_choice
 
 TESTS = pathlib.Path(__file__).resolve().parent
 FIT = dict(batch_size=16, shuffle=False, verbose=0)
@@ -173,7 +173,7 @@ class HostStepModel(GuideModel):
 
 
 def test_auto_xla_falls_back_when_the_custom_step_cannot_compile(monkeypatch):
-    monkeypatch.setattr(controller_module, "XLA_MIN_STEPS", 1)  # XLA from the first step
+    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)  # XLA from the first step
     x, y = regression_data(64, seed=14)
     reference = guide_model(seed=14, cls=HostStepModel)
     model = guide_model(seed=14, cls=HostStepModel)

@@ -9,7 +9,6 @@ sets `model._initial_epoch` in `on_train_begin` (`keras.callbacks.BackupAndResto
 moves the start, and `optimizer.finalize_variable_values` (EMA weights) at the end.
 """
 
-import re
 import time
 import warnings
 
@@ -23,29 +22,7 @@ from customkeras.training.model_setup import optimizers_of
 from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
-
-# Under `jit_compile="auto"`, a loop kind switches to XLA once the steps it has run,
-# summed over every call of this Trainer, reach this many: compiling costs about as
-# much as this many steps save (benchmarks/results/), so switching then never costs
-# more than twice the best choice made in hindsight, whatever calls come next.
-XLA_MIN_STEPS = 3000
-
-# XLA is not always faster (on CPUs, convolutions in an XLA loop have run several times
-# slower): once a loop kind has run this many seconds with XLA, after its compilation,
-# its time per step is compared with the plain loop's, and the slower one is dropped.
-XLA_CHECK_SECONDS = 0.5
-
-# What TensorFlow says when XLA cannot compile a graph (an op without an XLA kernel).
-_XLA_FAILURE = re.compile(
-    r"XLA|xla|jit_compile|Detected unsupported operations|Compilation failure|"
-    r"must be a compile-time constant")
-
-
-def is_xla_compile_error(error):
-    """Whether `error` says that XLA could not compile a graph."""
-    return (isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError))
-            and bool(_XLA_FAILURE.search(str(error))))
-
+from customkeras.training.xla_choice import PLAIN_PROBE_STEPS, XlaChoice, is_xla_compile_error
 
 def _floats(logs):
     return {name: float(value) for name, value in flat_logs(logs).items()}
@@ -70,40 +47,25 @@ class Controller:
         self.planner = planner
         self.coordinator = coordinator
         self.strategy = strategy
-        self.jit_compile = jit_compile
-        self.xla_allowed = xla_allowed and not loops.run_eagerly
-        self.xla_failed = False
-        self.xla_slower = set()  # loop kinds whose XLA steps measured slower
-        self.steps_run = {"train": 0, "test": 0, "predict": 0}
-        # (kind, xla) -> [steps, seconds] of executions after the first (which
-        # traces or compiles); None until that first one has run.
-        self._timings = {}
+        self.xla = XlaChoice(jit_compile, xla_allowed and not loops.run_eagerly)
 
-    # ---- XLA ----------------------------------------------------------------------------
+    # ---- executions ---------------------------------------------------------------------
 
-    def use_xla(self, kind, planned_steps):
-        """Whether a pass of `planned_steps` steps of `kind` runs with XLA."""
-        if not self.xla_allowed or self.xla_failed or kind in self.xla_slower:
-            return False
-        if self.jit_compile == "auto":
-            return self.steps_run[kind] + planned_steps >= XLA_MIN_STEPS
-        return bool(self.jit_compile)
-
-    def _timed(self, kind, xla, steps, seconds):
-        """Records an execution's time; under "auto", drops XLA where it is slower."""
-        key = (kind, bool(xla))
-        if key not in self._timings:
-            self._timings[key] = None  # the first one traced or compiled
-            return
-        if self._timings[key] is None:
-            self._timings[key] = [0, 0.0]
-        self._timings[key][0] += steps
-        self._timings[key][1] += seconds
-        plain, fast = self._timings.get((kind, False)), self._timings.get((kind, True))
-        if (self.jit_compile == "auto" and plain and fast and fast[1] >= XLA_CHECK_SECONDS
-                and plain[0] and fast[0]
-                and fast[1] / fast[0] > 1.1 * plain[1] / plain[0]):
-            self.xla_slower.add(kind)
+    def _train_execution(self, run, count, xla, multiple=1):
+        """One training execution of `count` steps: `run(offset, n, xla)` runs the `n`
+        steps from `offset` within it. XLA dropped since the pass began is dropped here
+        too, and a due plain probe (`xla_choice.PLAIN_PROBE_STEPS`) runs first."""
+        xla = self.xla.for_execution("train", xla)
+        probe = max(PLAIN_PROBE_STEPS, multiple)
+        if not (xla and count > probe and self.xla.plain_probe_due()):
+            return self._call("train", run, 0, count, xla=xla)
+        first = self._call("train", run, 0, probe, xla=False)
+        steps_run, finite, weights_finite, _ = first
+        if int(steps_run) < probe or not (bool(finite) and bool(weights_finite)):
+            return first  # the data ran out, or training diverged
+        rest = self._call("train", run, probe, count - probe,
+                          xla=self.xla.for_execution("train", True))
+        return (steps_run + rest[0],) + tuple(rest[1:])
 
     def _call(self, kind, function, *args, xla, steps=None):
         """Runs one loop call and times it; `steps`: how many it runs, when the
@@ -111,19 +73,19 @@ class Controller:
         start = time.perf_counter()
         result = self._call_once(kind, function, *args, xla=xla)
         ran = int(result[0]) if steps is None else int(steps)
-        self._timed(kind, xla and not self.xla_failed, ran, time.perf_counter() - start)
+        self.xla.timed(kind, xla and not self.xla.failed, ran, time.perf_counter() - start)
         return result
 
     def _call_once(self, kind, function, *args, xla):
         try:
-            return function(*args, xla and not self.xla_failed)
+            return function(*args, xla and not self.xla.failed)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            if not (self.jit_compile == "auto" and xla and is_xla_compile_error(error)):
+            if not (self.xla.auto and xla and is_xla_compile_error(error)):
                 raise
         # XLA compiles before running, so the failed call changed nothing.
         warnings.warn("XLA could not compile the model's step; continuing without XLA "
                       "(pass jit_compile=False to skip the attempt).", stacklevel=4)
-        self.xla_failed = True
+        self.xla.failed = True
         if kind == "train":
             self.loops.guard.restore()
         return function(*args, False)
@@ -196,7 +158,7 @@ class Controller:
         """Batches per super-batch for `purpose` on `source` (None: plain batches):
         not under a strategy (whose distributed dataset splits each batch) nor
         eagerly, as for XLA."""
-        if not self.xla_allowed:
+        if not self.xla.allowed:
             return None
         return source.super_batch_size(
             purpose=purpose, steps_per_execution=None if self.planner.adaptive
@@ -220,7 +182,7 @@ class Controller:
     def _after_execution(self, epoch, step, result, callbacks, progress):
         steps_run, finite, weights_finite, logs = result
         steps_run = int(steps_run)
-        self.steps_run["train"] += steps_run
+        self.xla.steps_run["train"] += steps_run
         logs = _floats(logs)
         if not (bool(finite) and bool(weights_finite)):
             self._diverged(epoch, step, steps_run, bool(finite), logs)
@@ -230,16 +192,17 @@ class Controller:
                       state, first_step):
         order = source.order(seed, epoch, shuffle)
         batch_size = tf.constant(source.batch_size)
-        xla = self.use_xla("train", epochs_left * source.steps_per_epoch - first_step)
+        xla = self.xla.for_pass("train", epochs_left * source.steps_per_epoch - first_step)
         logs = dict(state.logs) if first_step else {}
         for step, count, use_xla in self.planner.executions(
                 source.num_samples, source.batch_size, xla, start=first_step):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
-            result = self._call("train", lambda *a: self.loops.train_arrays(*a[:-1], a[-1]),
-                                source.data, order, tf.constant(step), tf.constant(count),
-                                batch_size, xla=use_xla)
+            result = self._train_execution(
+                lambda offset, n, x, step=step: self.loops.train_arrays(
+                    source.data, order, tf.constant(step + offset), tf.constant(n),
+                    batch_size, x), count, use_xla)
             _, logs = self._after_execution(epoch, step, result, callbacks, progress)
             state.step, state.logs = step + count, logs
             callbacks.on_train_batch_end(step + count - 1, logs)
@@ -254,7 +217,7 @@ class Controller:
         if restore is not None:
             restore(state)
         total = source.steps_this_epoch()
-        xla = self.use_xla("train", epochs_left * (source.steps_per_epoch or 0))
+        xla = self.xla.for_pass("train", epochs_left * (source.steps_per_epoch or 0))
         logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
         size = source.super_batch or 1
         if source.super_batch:
@@ -268,7 +231,8 @@ class Controller:
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
-            result = self._call("train", loop, iterator, count, xla=use_xla)
+            result = self._train_execution(lambda _, n, x: loop(iterator, n, x), count,
+                                           use_xla, size)
             steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
                                                         progress)
             ran_out = steps_run < count
@@ -319,7 +283,7 @@ class Controller:
         callbacks.on_test_begin()
         logs = {}
         if source.kind == "arrays":
-            xla = self.use_xla("test", passes * source.steps_per_epoch)
+            xla = self.xla.for_pass("test", passes * source.steps_per_epoch)
             batch_size = tf.constant(source.batch_size)
             for step, count, use_xla in self.planner.executions(source.num_samples,
                                                                 source.batch_size, xla):
@@ -328,13 +292,13 @@ class Controller:
                     "test", lambda *a: self.loops.test_arrays(*a[:-1], a[-1]),
                     source.data, tf.constant(step), tf.constant(count), batch_size,
                     xla=use_xla, steps=count))
-                self.steps_run["test"] += count
+                self.xla.steps_run["test"] += count
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
             size = self._super_batch_size(source, "test")
             iterator = source.pass_iterator(self.strategy, size)
-            xla = self.use_xla("test", passes * (source.steps_per_epoch or 0))
+            xla = self.xla.for_pass("test", passes * (source.steps_per_epoch or 0))
             if size:
                 def loop(it, n, x):
                     return self.loops.test_super_batches(it, n, source.element_spec, size, x)
@@ -346,7 +310,7 @@ class Controller:
                 callbacks.on_test_batch_begin(step)
                 steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
                 steps_run = int(steps_run)
-                self.steps_run["test"] += steps_run
+                self.xla.steps_run["test"] += steps_run
                 if steps_run == 0:
                     break
                 logs = _floats(new_logs)
@@ -366,7 +330,7 @@ class Controller:
         callbacks.on_predict_begin()
         parts = []
         if source.kind == "arrays":
-            xla = self.use_xla("predict", source.steps_per_epoch)
+            xla = self.xla.for_pass("predict", source.steps_per_epoch)
             batch_size = tf.constant(source.batch_size)
             for step, count, use_xla in self.planner.executions(source.num_samples,
                                                                 source.batch_size, False):
@@ -375,20 +339,20 @@ class Controller:
                     "predict", lambda *a: self.loops.predict_arrays(*a[:-1], a[-1]),
                     source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla,
                     steps=count)
-                self.steps_run["predict"] += count
+                self.xla.steps_run["predict"] += count
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
         else:
             source.on_epoch_begin()
             iterator = source.pass_iterator(self.strategy)
-            xla = self.use_xla("predict", source.steps_per_epoch or 0)
+            xla = self.xla.for_pass("predict", source.steps_per_epoch or 0)
             for step, count, _ in self.planner.stream(source.steps, False):
                 callbacks.on_predict_batch_begin(step)
                 steps_run, outputs = self._call(
                     "predict", lambda it, n, x: self.loops.predict_iterator(
                         it, n, source.element_spec, x), iterator, count, xla=xla)
                 steps_run = int(steps_run)
-                self.steps_run["predict"] += steps_run
+                self.xla.steps_run["predict"] += steps_run
                 if steps_run:
                     parts.append(tf.nest.map_structure(np.asarray, outputs))
                     callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})

@@ -58,8 +58,9 @@ class Trainer:
             updates the display, calls batch callbacks and checks
             `model.stop_training` only between calls. Defaults to `"auto"`.
         jit_compile: `True` to compile with XLA, `False` not to; `"auto"` switches a
-            loop to XLA once this Trainer has run `XLA_MIN_STEPS` steps of it in all
-            (counting the steps the current call will run), and falls back without
+            loop to XLA once this Trainer has run `xla_choice.XLA_MIN_STEPS` steps of
+            it in all (counting the steps the current call will run), drops XLA again
+            where its steps measure slower than plain ones, and falls back without
             it, with a warning, if the step cannot be compiled. Defaults to `"auto"`.
         strategy: a `tf.distribute.Strategy`, or None for no distribution (see
             `create_strategy`). Create the model, its optimizers and metric objects
