@@ -158,6 +158,27 @@ def test_reshuffling_dataset_matches_keras_fit_epoch_by_epoch():
     _assert_same_run(keras_run, trainer_run)
 
 
+def test_one_epoch_calls_on_one_reshuffling_dataset_match_keras_fit():
+    # `fit(dataset, epochs=e + 1, initial_epoch=e)` again and again on one pipeline:
+    # each call reads the pipeline's next passes, as under Keras (a resumed run in a new
+    # process, whose pipeline has made no iterator yet, fast-forwards instead).
+    x, y, w = data(100)
+
+    def make():
+        return tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(
+            100, seed=7, reshuffle_each_iteration=True).batch(16)
+
+    reference, model = twins()
+    trainer = trainer_for(model)
+    keras_data, trainer_data = make(), make()
+    for epoch in range(3):
+        expected = reference.fit(keras_data, epochs=epoch + 1, initial_epoch=epoch, verbose=0)
+        history = trainer.fit(trainer_data, epochs=epoch + 1, initial_epoch=epoch,
+                              shuffle=False, verbose=0)
+        assert_same_history(history, expected, f"call {epoch + 1}")
+        assert_same_weights(model, reference, f"after call {epoch + 1}")
+
+
 # ---- item 1: validation data of every kind ----------------------------------------------------
 
 def test_validation_dataset_full_pass_and_with_validation_steps():

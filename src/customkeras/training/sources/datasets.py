@@ -23,6 +23,7 @@ by data otherwise).
 
 import inspect
 import warnings
+import weakref
 
 import tensorflow as tf
 from keras.src.trainers.data_adapters import get_data_adapter
@@ -35,6 +36,10 @@ def is_dataset_like(x):
     """Whether `x` is streamed data: a tf.data dataset, a generator or a PyDataset."""
     return isinstance(x, (tf.data.Dataset, PyDataset)) or inspect.isgenerator(x)
 
+
+# How many iterators each tf.data pipeline has given in this process: a seeded pipeline
+# that reshuffles at each iteration draws its order from that count.
+_ITERATORS_MADE = weakref.WeakKeyDictionary()
 
 # How many batches a super-batch holds at most, and its bytes per sample of a batch
 # (1 MiB: a super-batch of 32-sample batches stays under 32 MiB). Beyond that a step
@@ -113,6 +118,7 @@ class DatasetSource:
         self._iterator = None
         self._plain = None  # the dataset distributed (Keras's way)
         self._distributed = None  # ... and super-batched when training reads them
+        self._already_made = 0
         self.super_batch = None
         self._super_batched = {}  # evaluation passes' datasets of super-batches, by size
 
@@ -194,7 +200,16 @@ class DatasetSource:
 
     def fast_forward(self, epochs, strategy):
         """Makes the iterators that `epochs` whole epochs would have made (a resumed
-        run); the position of one that carries on comes from a checkpoint."""
+        run), but for those this process has already made of the same tf.data
+        pipeline (repeated `fit(..., initial_epoch=e)` calls continue from them, as
+        under Keras); the position of one that carries on comes from a checkpoint."""
+        self._already_made = _ITERATORS_MADE.get(self.dataset, 0) if self.checkpointable else 0
+        try:
+            self._fast_forward(epochs, strategy)
+        finally:
+            self._already_made = 0
+
+    def _fast_forward(self, epochs, strategy):
         for _ in range(epochs):
             self.begin_epoch(strategy)
             steps = self.steps_this_epoch()
@@ -211,11 +226,20 @@ class DatasetSource:
                 self._super_batched[super_batch] = _super_batched(
                     dataset, super_batch, self.element_spec)
             dataset = self._super_batched[super_batch]
-        return iter(dataset)
+        return self._iter(dataset)
 
     def _new_iterator(self, strategy):
-        self._iterator = iter(self._dataset_for(strategy))
         self._steps_seen = 0
+        if self._already_made:  # fast-forwarding past iterators made before
+            self._already_made -= 1
+            self._iterator = None
+            return
+        self._iterator = self._iter(self._dataset_for(strategy))
+
+    def _iter(self, dataset):
+        if self.checkpointable:
+            _ITERATORS_MADE[self.dataset] = _ITERATORS_MADE.get(self.dataset, 0) + 1
+        return iter(dataset)
 
     def _distribute(self, strategy):
         # Keras distributes the dataset under every strategy, the default one too; it
