@@ -57,7 +57,7 @@ class Controller:
         too, and a due plain probe (`xla_choice.PLAIN_PROBE_STEPS`) runs first."""
         xla = self.xla.for_execution("train", xla)
         probe = max(PLAIN_PROBE_STEPS, multiple)
-        if not (xla and count > probe and self.xla.plain_probe_due()):
+        if not (xla and count > probe and self.xla.claim_plain_probe()):
             return self._call("train", run, 0, count, xla=xla)
         first = self._call("train", run, 0, probe, xla=False)
         steps_run, finite, weights_finite, _ = first
@@ -164,6 +164,16 @@ class Controller:
             purpose=purpose, steps_per_execution=None if self.planner.adaptive
             else self.planner.steps)
 
+    def _iterator_loop(self, kind, source, super_batch):
+        """`loop(iterator, num_steps, xla)` of `kind` over `source`'s iterator: of
+        super-batches of `super_batch` batches, or of batches (None)."""
+        spec = source.element_spec
+        if super_batch:
+            run = getattr(self.loops, f"{kind}_super_batches")
+            return lambda iterator, n, xla: run(iterator, n, spec, super_batch, xla)
+        run = getattr(self.loops, f"{kind}_iterator")
+        return lambda iterator, n, xla: run(iterator, n, spec, xla)
+
     def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
                      state, backup, first_step, restore):
         self.model.reset_metrics()
@@ -220,12 +230,7 @@ class Controller:
         xla = self.xla.for_pass("train", epochs_left * (source.steps_per_epoch or 0))
         logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
         size = source.super_batch or 1
-        if source.super_batch:
-            def loop(it, n, x):
-                return self.loops.train_super_batches(it, n, source.element_spec, size, x)
-        else:
-            def loop(it, n, x):
-                return self.loops.train_iterator(it, n, source.element_spec, x)
+        loop = self._iterator_loop("train", source, source.super_batch)
         for step, count, use_xla in self.planner.stream(total, xla, start=first_step,
                                                         multiple=size):
             if self.coordinator.should_stop():
@@ -299,12 +304,7 @@ class Controller:
             size = self._super_batch_size(source, "test")
             iterator = source.pass_iterator(self.strategy, size)
             xla = self.xla.for_pass("test", passes * (source.steps_per_epoch or 0))
-            if size:
-                def loop(it, n, x):
-                    return self.loops.test_super_batches(it, n, source.element_spec, size, x)
-            else:
-                def loop(it, n, x):
-                    return self.loops.test_iterator(it, n, source.element_spec, x)
+            loop = self._iterator_loop("test", source, size)
             for step, count, use_xla in self.planner.stream(source.steps, xla,
                                                             multiple=size or 1):
                 callbacks.on_test_batch_begin(step)

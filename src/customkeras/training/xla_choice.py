@@ -81,9 +81,9 @@ class XlaChoice:
         chose, unless XLA has failed or measured slower since."""
         return bool(xla) and not self.failed and kind not in self.slower
 
-    def plain_probe_due(self):
-        """Whether the next XLA training execution should start with a plain probe:
-        XLA has been timed for `XLA_CHECK_SECONDS`, the plain loop never."""
+    def claim_plain_probe(self):
+        """Whether the next XLA training execution starts with a plain probe (counted
+        as run): XLA has been timed for `XLA_CHECK_SECONDS`, the plain loop never."""
         plain, fast = self._timings.get(("train", False)), self._timings.get(("train", True))
         due = (self.auto and self._probes < _MAX_PROBES and not plain
                and fast is not None and fast[1] >= XLA_CHECK_SECONDS)

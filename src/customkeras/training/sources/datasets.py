@@ -116,19 +116,15 @@ class DatasetSource:
         # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
         self.checkpointable = isinstance(x, tf.data.Dataset)
         self._iterator = None
-        self._plain = None  # the dataset distributed (Keras's way)
-        self._distributed = None  # ... and super-batched when training reads them
+        # The dataset distributed (Keras's way), by super-batch size (None: plain).
+        self._datasets = {}
         self._already_made = 0
         self.super_batch = None
-        self._super_batched = {}  # evaluation passes' datasets of super-batches, by size
 
     def super_batch_size(self, wanted=SUPER_BATCH, purpose="train",
                          steps_per_execution=None):
         """How many batches a super-batch can hold (at most `wanted`), or None where
         super-batches do not apply.
-
-        With a fixed `steps_per_execution`, a divisor of it, so that the batch
-        callbacks still come where the user asked.
 
         They apply to dense tensors whose every dimension but the batch one is known
         (padding would change the batches otherwise), where a sample is small
@@ -136,7 +132,9 @@ class DatasetSource:
         their end: training epochs of one pass (no `steps`, so that no epoch ends
         inside a super-batch), and evaluation passes (`purpose="test"`) of one pass
         or of `steps` batches of a tf.data pipeline, whose iterator is dropped after
-        the pass (a generator's would lose the batches read ahead).
+        the pass (a generator's would lose the batches read ahead). With a fixed
+        `steps_per_execution`, the size divides it, so that the batch callbacks still
+        come where the user asked.
         """
         if self.steps is not None and (purpose == "train" or not self.checkpointable):
             return None
@@ -156,7 +154,6 @@ class DatasetSource:
         the longest (`padded_batch`) and each one's length; None: plain batches."""
         if size != self.super_batch:
             self.super_batch = size
-            self._distributed = None
             self._iterator = None
 
     @property
@@ -220,13 +217,7 @@ class DatasetSource:
     def pass_iterator(self, strategy, super_batch=None):
         """A new iterator for one evaluation or prediction pass: of plain batches, or
         of super-batches of `super_batch` (see `use_super_batches`)."""
-        dataset = self._distribute(strategy)
-        if super_batch:
-            if super_batch not in self._super_batched:
-                self._super_batched[super_batch] = _super_batched(
-                    dataset, super_batch, self.element_spec)
-            dataset = self._super_batched[super_batch]
-        return self._iter(dataset)
+        return self._iter(self._dataset_for(strategy, super_batch))
 
     def _new_iterator(self, strategy):
         self._steps_seen = 0
@@ -234,27 +225,24 @@ class DatasetSource:
             self._already_made -= 1
             self._iterator = None
             return
-        self._iterator = self._iter(self._dataset_for(strategy))
+        self._iterator = self._iter(self._dataset_for(strategy, self.super_batch))
 
     def _iter(self, dataset):
         if self.checkpointable:
             _ITERATORS_MADE[self.dataset] = _ITERATORS_MADE.get(self.dataset, 0) + 1
         return iter(dataset)
 
-    def _distribute(self, strategy):
-        # Keras distributes the dataset under every strategy, the default one too; it
-        # changes how a seeded shuffle draws its orders, so do the same.
-        if self._plain is None:
-            self._plain = strategy.experimental_distribute_dataset(self.dataset)
-        return self._plain
-
-    def _dataset_for(self, strategy):
-        if self._distributed is None:
-            self._distributed = self._distribute(strategy)
-            if self.super_batch:  # no strategy: the "distributed" dataset is the dataset
-                self._distributed = _super_batched(self._distributed, self.super_batch,
-                                                   self.element_spec)
-        return self._distributed
+    def _dataset_for(self, strategy, super_batch):
+        if super_batch not in self._datasets:
+            if super_batch is None:
+                # Keras distributes the dataset under every strategy, the default one
+                # too; it changes how a seeded shuffle draws its orders, so do the same.
+                dataset = strategy.experimental_distribute_dataset(self.dataset)
+            else:  # no strategy: the "distributed" dataset is the dataset
+                dataset = _super_batched(self._dataset_for(strategy, None), super_batch,
+                                         self.element_spec)
+            self._datasets[super_batch] = dataset
+        return self._datasets[super_batch]
 
     def on_epoch_begin(self):
         """Keras's adapter hook (a PyDataset's workers start)."""
