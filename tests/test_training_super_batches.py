@@ -27,6 +27,7 @@ from training_helpers import mlp
 from customkeras.training import TrainingDivergedError
 from customkeras.training.loops import Loops
 from customkeras.training.sources import DatasetSource
+from customkeras.training.sources.super_batches import fixed_batch_size, super_batched
 
 BATCH = 8
 X, Y, W = data(597)  # 74 batches of 8 and one of 5: two full super-batches of 32, a ragged one
@@ -82,17 +83,52 @@ def test_which_pipelines_get_super_batches():
     np.testing.assert_array_equal(batches[0].numpy().reshape(-1, 8), X[:32])
 
 
+def _elements(dataset):
+    return [tf.nest.map_structure(np.asarray, element) for element in dataset]
+
+
+def test_super_batches_of_fixed_size_batches_are_rebatched_without_a_per_batch_map():
+    ordered = tf.data.Dataset.from_tensor_slices((X, Y, W)).batch(BATCH)
+    assert fixed_batch_size(ordered.prefetch(2).take(70).cache()) == BATCH
+    assert fixed_batch_size(ordered.map(lambda *batch: batch)) is None  # may resize them
+    assert fixed_batch_size(ordered.repeat(2)) is None  # a short batch mid-stream
+    exact = tf.data.Dataset.from_tensor_slices(X).batch(5, drop_remainder=True)
+    assert fixed_batch_size(exact.map(lambda x: 2 * x)) == 5  # a static batch dimension
+    # Both ways give the same super-batches, the last (10 batches of 8, one of 5) too.
+    rebatched = _elements(super_batched(ordered.prefetch(2), 32, ordered.element_spec))
+    general = _elements(super_batched(ordered.map(lambda *batch: batch), 32,
+                                      ordered.element_spec))
+    assert [len(lengths) for _, lengths in rebatched] == [32, 32, 11]
+    np.testing.assert_array_equal(rebatched[-1][1], [BATCH] * 10 + [5])
+    for (batches, lengths), (batches_general, lengths_general) in zip(rebatched, general):
+        np.testing.assert_array_equal(lengths, lengths_general)
+        for tensor, tensor_general in zip(batches, batches_general):
+            np.testing.assert_array_equal(tensor, tensor_general)
+    np.testing.assert_array_equal(rebatched[2][0][0][10][:5], X[-5:])
+
+
+PIPELINES = {
+    "batches of one size (rebatched)": reshuffled,
+    "a map of batches (padded_batch)": lambda: reshuffled().map(lambda *batch: batch),
+    "a short batch mid-stream": lambda: reshuffled().repeat(2),
+}
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
-def test_super_batches_match_keras_fit(jit_compile, no_per_step_loop):
+@pytest.mark.parametrize("pipeline", sorted(PIPELINES))
+def test_super_batches_match_keras_fit(pipeline, jit_compile, no_per_step_loop):
     reference, model = twins()
-    expected = reference.fit(reshuffled(), epochs=3, validation_data=validation(), verbose=0)
+    make = PIPELINES[pipeline]
+    expected = reference.fit(make(), epochs=3, validation_data=validation(), verbose=0)
     trainer = trainer_for(model, jit_compile=jit_compile)
-    history = trainer.fit(reshuffled(), epochs=3, validation_data=validation(), verbose=0,
+    history = trainer.fit(make(), epochs=3, validation_data=validation(), verbose=0,
                           shuffle=False)
-    assert_same_history(history, expected, f"jit_compile={jit_compile}")
-    assert_same_weights(model, reference, f"jit_compile={jit_compile}")
+    label = f"{pipeline}, jit_compile={jit_compile}"
+    assert_same_history(history, expected, label)
+    assert_same_weights(model, reference, label)
     assert_trained(model)
-    assert int(trainer.optimizer.iterations.numpy()) == 3 * 75
+    steps = 3 * 75 * (2 if "mid-stream" in pipeline else 1)
+    assert int(trainer.optimizer.iterations.numpy()) == steps
 
 
 class BatchEnds(keras.callbacks.Callback):

@@ -318,6 +318,7 @@ class Controller:
                 if steps_run < count:
                     break
             source.on_epoch_end()
+            source.end_pass(iterator)
             if not logs:
                 raise ValueError(f"`{source.name}` yielded no batch to evaluate")
         callbacks.on_test_end(logs)
@@ -359,6 +360,7 @@ class Controller:
                 if steps_run < count:
                     break
             source.on_epoch_end()
+            source.end_pass(iterator)
             if not parts:
                 raise ValueError(f"`{source.name}` yielded no batch to predict on")
         callbacks.on_predict_end()

@@ -8,9 +8,9 @@ or `steps_per_epoch` steps of an iterator that then carries on into the next epo
 The iterator is consumed inside the traced loop (`loops.Loops.train_iterator`).
 
 One `get_next` inside a traced loop costs more than the chapter's whole MLP step, so a
-training pass can read *super-batches* instead (`use_super_batches`): the user's batches,
-`padded_batch`-ed `k` at a time with each batch's length beside them, one `get_next` per
-`k` steps; the loop (`loops.Loops.train_super_batches`) runs the `k` steps of a super-batch
+training pass can read *super-batches* instead (`use_super_batches`): the user's batches
+`k` at a time with each batch's length beside them (`super_batches.py`), one `get_next`
+per `k` steps; the loop (`loops.Loops.train_super_batches`) runs the `k` steps of a super-batch
 in one XLA call. The batches, their order and the reshuffling pipeline's orders are
 those of the user's dataset (its iterators are made the same way, from one dataset).
 
@@ -30,6 +30,8 @@ from keras.src.trainers.data_adapters import get_data_adapter
 from keras.utils import PyDataset
 
 from customkeras import _checks
+from customkeras.training.sources.iterator_release import release_later
+from customkeras.training.sources.super_batches import super_batched
 
 
 def is_dataset_like(x):
@@ -154,7 +156,7 @@ class DatasetSource:
         the longest (`padded_batch`) and each one's length; None: plain batches."""
         if size != self.super_batch:
             self.super_batch = size
-            self._iterator = None
+            self._set_iterator(None)
 
     @property
     def iterator(self):
@@ -188,7 +190,7 @@ class DatasetSource:
         if ran_out:
             if self.num_batches is None:
                 self.num_batches = self._steps_seen
-            self._iterator = None
+            self._set_iterator(None)
         elif self.num_batches and self._steps_seen >= self.num_batches:
             self._new_iterator(strategy)  # a finished pass: Keras starts the next one
         if self.steps is None and self.num_batches:
@@ -219,13 +221,21 @@ class DatasetSource:
         of super-batches of `super_batch` (see `use_super_batches`)."""
         return self._iter(self._dataset_for(strategy, super_batch))
 
+    def end_pass(self, iterator):
+        """Lets go of a pass's iterator (`pass_iterator`), off the calling thread."""
+        release_later(iterator)
+
     def _new_iterator(self, strategy):
         self._steps_seen = 0
         if self._already_made:  # fast-forwarding past iterators made before
             self._already_made -= 1
-            self._iterator = None
+            self._set_iterator(None)
             return
-        self._iterator = self._iter(self._dataset_for(strategy, self.super_batch))
+        self._set_iterator(self._iter(self._dataset_for(strategy, self.super_batch)))
+
+    def _set_iterator(self, iterator):
+        release_later(self._iterator)  # a finished one's threads are joined elsewhere
+        self._iterator = iterator
 
     def _iter(self, dataset):
         if self.checkpointable:
@@ -239,8 +249,8 @@ class DatasetSource:
                 # too; it changes how a seeded shuffle draws its orders, so do the same.
                 dataset = strategy.experimental_distribute_dataset(self.dataset)
             else:  # no strategy: the "distributed" dataset is the dataset
-                dataset = _super_batched(self._dataset_for(strategy, None), super_batch,
-                                         self.element_spec)
+                dataset = super_batched(self._dataset_for(strategy, None), super_batch,
+                                        self.element_spec)
             self._datasets[super_batch] = dataset
         return self._datasets[super_batch]
 
@@ -252,13 +262,3 @@ class DatasetSource:
         """Keras's adapter hook (a PyDataset's `on_epoch_end`)."""
         self.adapter.on_epoch_end()
 
-
-def _super_batched(dataset, size, element_spec):
-    """`dataset`'s batches `size` at a time, padded to the longest, with their lengths."""
-    tuple_element = isinstance(element_spec, tuple)
-
-    def with_length(*batch):  # a tuple element arrives as several arguments
-        batch = batch if tuple_element else batch[0]
-        return batch, tf.shape(tf.nest.flatten(batch)[0])[0]
-
-    return dataset.map(with_length).padded_batch(size).prefetch(1)

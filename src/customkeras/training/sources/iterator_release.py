@@ -1,0 +1,47 @@
+"""Finished tf.data iterators are dropped off the training thread.
+
+Destroying a tf.data iterator joins its pipeline's threads, and the autotuning thread
+only notices at its next wake-up, whose period doubles as the iterator lives: the
+thread that drops the last reference to an iterator of a few seconds' pass can wait
+hundreds of milliseconds (benchmarks/results/input_pipeline.json; Keras's `fit` waits
+so at every epoch). A finished iterator is therefore handed to one daemon thread,
+which drops it once nobody else holds it; TensorFlow releases the GIL while it waits.
+"""
+
+import queue
+import sys
+import threading
+import time
+
+# How often the releasing thread looks whether the others have let go of an
+# iterator, and how long it waits for that before dropping its own reference anyway.
+_POLL_SECONDS = 0.005
+_WAIT_SECONDS = 30.0
+
+_finished = queue.SimpleQueue()
+_lock = threading.Lock()
+_thread = None
+
+
+def release_later(iterator):
+    """Drops `iterator` (if not None) on the releasing thread, once the caller and
+    everybody else have let go of it."""
+    global _thread
+    if iterator is None:
+        return
+    with _lock:
+        if _thread is None or not _thread.is_alive():
+            _thread = threading.Thread(target=_release_forever, daemon=True,
+                                       name="customkeras-iterator-release")
+            _thread.start()
+    _finished.put(iterator)
+
+
+def _release_forever():
+    while True:
+        iterator = _finished.get()
+        deadline = time.monotonic() + _WAIT_SECONDS
+        # Two references when this frame holds the last one: its name, and the call's.
+        while sys.getrefcount(iterator) > 2 and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        del iterator  # the pipeline's threads are joined here, off the training thread
