@@ -5,8 +5,6 @@ tests make XLA executions *look* slower (their recorded seconds multiplied) to c
 what the controller does with a measurement, on real training runs.
 """
 
-import keras
-import numpy as np
 import pytest
 from data_source_helpers import assert_same_history, assert_same_weights, data, trainer_for
 from training_helpers import mlp
@@ -33,8 +31,9 @@ def calls(monkeypatch):
 
 def _slow_xla(monkeypatch, factor):
     timed = xla_choice.XlaChoice.timed
-    monkeypatch.setattr(xla_choice.XlaChoice, "timed", lambda self, kind, xla, steps, seconds:
-                        timed(self, kind, xla, steps, seconds * (factor if xla else 1)))
+    monkeypatch.setattr(xla_choice.XlaChoice, "timed",
+                        lambda self, kind, xla, steps, seconds, traced=None: timed(
+                            self, kind, xla, steps, seconds * (factor if xla else 1), traced))
 
 
 def test_auto_compiles_a_call_as_long_as_the_threshold_and_not_a_shorter_one(calls):

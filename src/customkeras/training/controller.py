@@ -70,10 +70,11 @@ class Controller:
     def _call(self, kind, function, *args, xla, steps=None):
         """Runs one loop call and times it; `steps`: how many it runs, when the
         result does not say (its first element otherwise)."""
-        start = time.perf_counter()
+        traces, start = self.loops.tracing_count(), time.perf_counter()
         result = self._call_once(kind, function, *args, xla=xla)
         ran = int(result[0]) if steps is None else int(steps)
-        self.xla.timed(kind, xla and not self.xla.failed, ran, time.perf_counter() - start)
+        self.xla.timed(kind, xla and not self.xla.failed, ran, time.perf_counter() - start,
+                       traced=self.loops.tracing_count() != traces)
         return result
 
     def _call_once(self, kind, function, *args, xla):

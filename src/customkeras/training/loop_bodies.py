@@ -139,16 +139,19 @@ class LoopBodies:
         steps_run, finite, logs = self._over_iterator(iterator, num_steps, logs_spec, run)
         return self._finish_train(steps_run, finite, logs, logs_spec)
 
-    def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps):
+    def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps,
+                            plain):
         # One `get_next` per super-batch `(batches, lengths)`. A full one of equal
-        # batches runs its `size` steps in one call (XLA-compiled for one shape); any
-        # other (a pass's last, with its smaller batch) runs one step at a time. The
-        # controller's executions end on super-batch boundaries.
+        # batches runs its `size` steps in one call (XLA-compiled for one shape, unless
+        # `plain`); any other (a pass's last, with its smaller batch) runs one step at
+        # a time. The controller's executions end on super-batch boundaries.
         def run(element, step, logs):
             batches, lengths = element
             count = tf.minimum(tf.shape(lengths)[0], num_steps - step)
             regular = tf.logical_and(tf.equal(count, size),
                                      tf.reduce_all(tf.equal(lengths, lengths[0])))
+            if xla_steps:
+                regular = tf.logical_and(regular, tf.logical_not(plain))
             return tf.cond(
                 regular,
                 lambda: self.strategy.run(self._equal_batches_steps(kind, xla_steps),

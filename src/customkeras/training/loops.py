@@ -183,6 +183,13 @@ class Loops(LoopBodies):
 
     # ---- cached loop functions --------------------------------------------------------
 
+    def tracing_count(self):
+        """How many traces the loops' functions have made so far (a call that adds one
+        timed a trace, not only steps)."""
+        return sum(function.experimental_get_tracing_count()
+                   for function in self._functions.values()
+                   if hasattr(function, "experimental_get_tracing_count"))
+
     def _function(self, key, body, signature, jit_compile):
         if key not in self._functions:
             if self.run_eagerly:
@@ -267,14 +274,16 @@ class Loops(LoopBodies):
                                    jit_compile)
 
     def _super_batches(self, kind, iterator, num_steps, element_spec, size, jit_compile):
-        key = (kind, "super-batches", size, bool(jit_compile), _spec_key(element_spec))
+        key = (kind, "super-batches", size, _spec_key(element_spec))
+        # The XLA loop's one-step-at-a-time branch is a plain loop already traced: a
+        # plain execution after XLA ones (the XLA choice's probe) runs it, untraced.
+        xla = bool(jit_compile) or key + (True,) in self._functions
         logs_spec = self._logs_spec(kind, element_spec, sliced=False)
         if kind == "train":
             self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._super_batches_loop, kind, bool(jit_compile),
-                                 logs_spec, size)
-        loop = self._function(key, body, None, False)
-        return loop(iterator, tf.constant(num_steps))
+        body = functools.partial(self._super_batches_loop, kind, xla, logs_spec, size)
+        loop = self._function(key + (xla,), body, None, False)
+        return loop(iterator, tf.constant(num_steps), tf.constant(not jit_compile))
 
     def test_iterator(self, iterator, num_steps, element_spec, jit_compile):
         """Runs up to `num_steps` evaluation steps; returns `(steps_run, logs)`."""

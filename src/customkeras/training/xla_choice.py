@@ -60,8 +60,8 @@ class XlaChoice:
         self.slower = set()
         self.steps_run = {"train": 0, "test": 0, "predict": 0}
         self._probes = 0
-        # (kind, xla) -> [steps, seconds] of executions after the first (which traces
-        # or compiles); None until that first one has run.
+        # (kind, xla) -> [steps, seconds] of the executions that neither traced nor
+        # compiled (an XLA kind's first compiles); None until one has run.
         self._timings = {}
 
     @property
@@ -90,12 +90,15 @@ class XlaChoice:
         self._probes += due
         return due
 
-    def timed(self, kind, xla, steps, seconds):
-        """Records an execution's time; under "auto", drops XLA where it is slower."""
+    def timed(self, kind, xla, steps, seconds, traced=None):
+        """Records an execution's time (`traced`: whether it traced a loop; None: not
+        known, so a kind's first plain one is taken to have); under "auto", drops XLA
+        where it is slower."""
         key = (kind, bool(xla))
-        if key not in self._timings:
-            self._timings[key] = None  # the first one traced or compiled
-            return
+        first = key not in self._timings
+        self._timings.setdefault(key, None)
+        if traced or (first and (xla or traced is None)):
+            return  # a trace's or the first XLA execution's compilation is no step's cost
         if self._timings[key] is None:
             self._timings[key] = [0, 0.0]
         self._timings[key][0] += steps
