@@ -1,6 +1,6 @@
 """A `tf.data` pipeline through `customkeras.training.Trainer` against Keras `fit`.
 
-Workload tf_data: exercise 13a's MLP, Nadam(1e-2), 3 epochs on Fashion-MNIST, fed by the
+Workload tf_data: exercise 13a's MLP, Nadam(1e-2), 5 epochs on Fashion-MNIST, fed by the
 same pipeline in every contender: `from_tensor_slices((x, y))`, `shuffle(10_000,
 seed)` (reshuffled each epoch), `batch(32)`, `prefetch(AUTOTUNE)`. Contenders, each in
 its own process: Keras `fit` on the pipeline with `steps_per_execution=32`, and with
@@ -26,7 +26,7 @@ SHUFFLE_BUFFER = 10_000
 
 
 def settings_for(workload, quick):
-    settings = {"epochs": 3, "validation": False}
+    settings = {"epochs": 5, "validation": False}
     if quick:
         settings.update(epochs=2, train_samples=1024, valid_samples=256, test_samples=512)
     return settings

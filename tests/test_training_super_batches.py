@@ -105,6 +105,14 @@ def test_super_batches_of_fixed_size_batches_are_rebatched_without_a_per_batch_m
         for tensor, tensor_general in zip(batches, batches_general):
             np.testing.assert_array_equal(tensor, tensor_general)
     np.testing.assert_array_equal(rebatched[2][0][0][10][:5], X[-5:])
+    # A dict of inputs, nested in the element, is split the same way.
+    nested = tf.data.Dataset.from_tensor_slices(({"a": X, "b": W}, Y)).batch(BATCH)
+    assert fixed_batch_size(nested) == BATCH
+    (inputs, labels), lengths = _elements(super_batched(nested, 32, nested.element_spec))[-1]
+    np.testing.assert_array_equal(lengths, [BATCH] * 10 + [5])
+    np.testing.assert_array_equal(inputs["a"][10][:5], X[-5:])
+    np.testing.assert_array_equal(inputs["b"].reshape(-1)[:85], W[-85:])
+    np.testing.assert_array_equal(labels.reshape(-1)[:85], Y[-85:])
 
 
 PIPELINES = {
