@@ -4,6 +4,8 @@ Dropping an iterator can wait for its pipeline's autotuning thread; `release_lat
 moves that wait off the caller's thread, and only once nobody holds the iterator.
 """
 
+import subprocess
+import sys
 import threading
 import time
 import weakref
@@ -74,3 +76,22 @@ def test_fit_and_evaluate_release_every_finished_iterator(monkeypatch):
     assert len(released) == 9
     assert _wait_for(lambda: all(ref() is None for ref in made)), \
         f"{sum(ref() is not None for ref in made)} iterators still alive"
+
+
+def test_the_process_exits_at_once_while_iterators_wait_for_release(tmp_path):
+    # One iterator still held at exit, one being released: the process ends with
+    # status 0 and without the releasing thread's wait for references.
+    script = tmp_path / "exit.py"
+    script.write_text(
+        "import time\n"
+        "import tensorflow as tf\n"
+        "from customkeras.training.sources.iterator_release import release_later\n"
+        "ds = tf.data.Dataset.range(10_000).shuffle(1000).batch(8).prefetch(2)\n"
+        "held = iter(ds); next(held); release_later(held)\n"
+        "dropped = iter(ds); next(dropped); release_later(dropped); del dropped\n"
+        "print(time.time())\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=300)
+    exit_seconds = time.time() - float(result.stdout.strip().splitlines()[-1])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert exit_seconds < 10, f"exiting took {exit_seconds:.1f} s"

@@ -8,6 +8,7 @@ so at every epoch). A finished iterator is therefore handed to one daemon thread
 which drops it once nobody else holds it; TensorFlow releases the GIL while it waits.
 """
 
+import atexit
 import queue
 import sys
 import threading
@@ -21,6 +22,8 @@ _WAIT_SECONDS = 30.0
 _finished = queue.SimpleQueue()
 _lock = threading.Lock()
 _thread = None
+_exiting = threading.Event()
+_STOP = object()
 
 
 def release_later(iterator):
@@ -31,6 +34,8 @@ def release_later(iterator):
         return
     with _lock:
         if _thread is None or not _thread.is_alive():
+            if _thread is None:
+                atexit.register(_finish)
             _thread = threading.Thread(target=_release_forever, daemon=True,
                                        name="customkeras-iterator-release")
             _thread.start()
@@ -40,8 +45,20 @@ def release_later(iterator):
 def _release_forever():
     while True:
         iterator = _finished.get()
+        if iterator is _STOP:
+            return
         deadline = time.monotonic() + _WAIT_SECONDS
         # Two references when this frame holds the last one: its name, and the call's.
-        while sys.getrefcount(iterator) > 2 and time.monotonic() < deadline:
+        while (sys.getrefcount(iterator) > 2 and time.monotonic() < deadline
+               and not _exiting.is_set()):
             time.sleep(_POLL_SECONDS)
         del iterator  # the pipeline's threads are joined here, off the training thread
+
+
+def _finish():
+    # At exit, before TensorFlow's own teardown: no iterator may be half-destroyed on
+    # a daemon thread then. The queued ones are dropped now, whoever still holds them.
+    _exiting.set()
+    _finished.put(_STOP)
+    if _thread is not None:
+        _thread.join(timeout=_WAIT_SECONDS)
