@@ -268,8 +268,11 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
                 backend, _ = contenders[workload][name]
                 print(f"[bench] {workload} / {name} (round {round_index + 1}/{args.rounds}) ...",
                       file=sys.stderr, flush=True)
+                stolen = _stolen_cpu_seconds()
                 result = _run_child(script, workload, name, backend,
                                     dict(settings, seed=round_index), args.timeout)
+                if stolen is not None and "unavailable" not in result:
+                    result["stolen_cpu_seconds"] = round(_stolen_cpu_seconds() - stolen, 2)
                 if "unavailable" in result:
                     print(f"[bench]   unavailable: {result['unavailable']}", file=sys.stderr)
                 rounds[name].append(result)
@@ -287,6 +290,17 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
         import report as report_module
     print(report_module.render_file(args.output))
+
+
+def _stolen_cpu_seconds():
+    """CPU time the hypervisor gave other machines so far (Linux's `steal`, all CPUs),
+    or None: a round during which much was stolen measured a slower machine."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _now():

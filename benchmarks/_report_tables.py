@@ -42,7 +42,13 @@ def _header(title, workload, samples="train_samples"):
     rounds = workload.get("rounds", 1)
     rounds = f"{rounds} rounds, best of each" if rounds > 1 else "1 round"
     title = title.replace("EPOCHS", str(settings.get("epochs", "?")))
-    return f"**{title}**{size} ({rounds}; {workload.get('date', '?')[:10]}):"
+    stolen = [value for r in workload.get("contenders", {}).values()
+              for value in r.get("rounds", {}).get("stolen_cpu_seconds",
+                                                   [r.get("stolen_cpu_seconds")])
+              if value is not None]
+    stolen = (f"; CPU time stolen by the hypervisor, per contender: up to {max(stolen):.1f} s in a round"
+              if stolen else "")
+    return f"**{title}**{size} ({rounds}; {workload.get('date', '?')[:10]}{stolen}):"
 
 
 def _row(cells):

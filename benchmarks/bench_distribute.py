@@ -148,7 +148,6 @@ def run_trainer(strategy, x, y, batch_size, jit_compile):
 def run_loop(strategy, x, y, batch_size, source):
     """A minimal distributed loop; batches sliced in-graph or from a distributed dataset."""
     import keras
-    import numpy as np
     import tensorflow as tf
 
     from customkeras.training.sources import epoch_order
