@@ -152,8 +152,8 @@ class DatasetSource:
         return size if size >= _MIN_SUPER_BATCH else None
 
     def use_super_batches(self, size):
-        """Makes training iterators yield `(batches, lengths)`: `size` batches padded to
-        the longest (`padded_batch`) and each one's length; None: plain batches."""
+        """Makes training iterators yield `(batches, lengths)`: `size` batches stacked
+        (`super_batches.super_batched`) and each one's length; None: plain batches."""
         if size != self.super_batch:
             self.super_batch = size
             self._set_iterator(None)

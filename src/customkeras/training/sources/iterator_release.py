@@ -3,9 +3,9 @@
 Destroying a tf.data iterator joins its pipeline's threads, and the autotuning thread
 only notices at its next wake-up, whose period doubles as the iterator lives: the
 thread that drops the last reference to an iterator of a few seconds' pass can wait
-hundreds of milliseconds (benchmarks/results/input_pipeline.json; Keras's `fit` waits
-so at every epoch). A finished iterator is therefore handed to one daemon thread,
-which drops it once nobody else holds it; TensorFlow releases the GIL while it waits.
+that long, up to a second and more (Keras's `fit` does, at every epoch). A finished
+iterator is therefore handed to one daemon thread, which drops it once nobody else
+holds it; TensorFlow releases the GIL while it waits.
 """
 
 import atexit
