@@ -24,6 +24,7 @@ from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
 from customkeras.training.xla_choice import PLAIN_PROBE_STEPS, XlaChoice, is_xla_compile_error
 
+
 def _floats(logs):
     return {name: float(value) for name, value in flat_logs(logs).items()}
 
@@ -193,7 +194,6 @@ class Controller:
     def _after_execution(self, epoch, step, result, callbacks, progress):
         steps_run, finite, weights_finite, logs = result
         steps_run = int(steps_run)
-        self.xla.steps_run["train"] += steps_run
         logs = _floats(logs)
         if not (bool(finite) and bool(weights_finite)):
             self._diverged(epoch, step, steps_run, bool(finite), logs)
@@ -298,7 +298,6 @@ class Controller:
                     "test", lambda *a: self.loops.test_arrays(*a[:-1], a[-1]),
                     source.data, tf.constant(step), tf.constant(count), batch_size,
                     xla=use_xla, steps=count))
-                self.xla.steps_run["test"] += count
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
@@ -311,7 +310,6 @@ class Controller:
                 callbacks.on_test_batch_begin(step)
                 steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
                 steps_run = int(steps_run)
-                self.xla.steps_run["test"] += steps_run
                 if steps_run == 0:
                     break
                 logs = _floats(new_logs)
@@ -341,7 +339,6 @@ class Controller:
                     "predict", lambda *a: self.loops.predict_arrays(*a[:-1], a[-1]),
                     source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla,
                     steps=count)
-                self.xla.steps_run["predict"] += count
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
         else:
@@ -354,7 +351,6 @@ class Controller:
                     "predict", lambda it, n, x: self.loops.predict_iterator(
                         it, n, source.element_spec, x), iterator, count, xla=xla)
                 steps_run = int(steps_run)
-                self.xla.steps_run["predict"] += steps_run
                 if steps_run:
                     parts.append(tf.nest.map_structure(np.asarray, outputs))
                     callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})

@@ -91,9 +91,10 @@ class XlaChoice:
         return due
 
     def timed(self, kind, xla, steps, seconds, traced=None):
-        """Records an execution's time (`traced`: whether it traced a loop; None: not
-        known, so a kind's first plain one is taken to have); under "auto", drops XLA
-        where it is slower."""
+        """Records an execution's steps and time (`traced`: whether it traced a loop;
+        None: not known, so a kind's first plain one is taken to have); under "auto",
+        drops XLA where it is slower."""
+        self.steps_run[kind] += steps
         key = (kind, bool(xla))
         first = key not in self._timings
         self._timings.setdefault(key, None)
