@@ -29,7 +29,6 @@ from custom_step_helpers import (
 )
 
 from customkeras.training import Trainer, TrainingDivergedError
-from customkeras.training import xla_choice
 
 TESTS = pathlib.Path(__file__).resolve().parent
 FIT = dict(batch_size=16, shuffle=False, verbose=0)
@@ -172,8 +171,7 @@ class HostStepModel(GuideModel):
         return super().train_step((host_x, y))
 
 
-def test_auto_xla_falls_back_when_the_custom_step_cannot_compile(monkeypatch):
-    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)  # XLA from the first step
+def test_auto_xla_falls_back_when_the_custom_step_cannot_compile():
     x, y = regression_data(64, seed=14)
     reference = guide_model(seed=14, cls=HostStepModel)
     model = guide_model(seed=14, cls=HostStepModel)

@@ -9,7 +9,6 @@ import tensorflow as tf
 from training_helpers import classification_data, max_abs_difference, mlp
 
 from customkeras.training import Trainer, TrainingDivergedError
-from customkeras.training import xla_choice
 from customkeras.training.executions import ExecutionPlanner
 
 SPARSE_CE = "sparse_categorical_crossentropy"
@@ -153,8 +152,7 @@ class _HostIdentity(keras.layers.Layer):
         return outputs
 
 
-def test_auto_jit_falls_back_when_xla_cannot_compile(monkeypatch):
-    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)
+def test_auto_jit_falls_back_when_xla_cannot_compile():
     x, y = _regression_data(40)
 
     def model():

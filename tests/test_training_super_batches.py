@@ -211,20 +211,3 @@ def test_evaluation_passes_read_super_batches(no_per_step_evaluation):
         assert sorted(logs) == sorted(expected), name
         for key, value in expected.items():
             np.testing.assert_allclose(logs[key], value, rtol=0, atol=1e-5, err_msg=name)
-
-
-def test_the_plain_probe_runs_the_xla_loops_own_plain_branch(monkeypatch, no_per_step_loop):
-    from customkeras.training import xla_choice
-
-    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)
-    monkeypatch.setattr(xla_choice, "XLA_CHECK_SECONDS", 0.0)
-    reference, model = twins()
-    expected = reference.fit(reshuffled(), epochs=3, verbose=0)
-    trainer = trainer_for(model)  # jit_compile="auto": compile, time, then probe plain
-    history = trainer.fit(reshuffled(), epochs=3, verbose=0, shuffle=False)
-    assert_same_history(history, expected, "with a plain probe")
-    assert_same_weights(model, reference, "with a plain probe")
-    choice = trainer._controller.xla
-    assert choice._probes >= 1 and choice._timings.get(("train", False)) is not None
-    loops = [key for key in trainer._controller.loops._functions if "super-batches" in key]
-    assert [key[-1] for key in loops] == [True]  # one traced loop: the XLA one

@@ -1,79 +1,130 @@
-"""`jit_compile="auto"`: when the Trainer's loops run XLA-compiled (`xla_choice`).
+"""`jit_compile="auto"` (`xla_choice`): decided from the model and the device, never from
+timings or run lengths, so that however a run is cut its numbers are the same.
 
-Speed is not asserted here: the choice is driven by recorded execution times, and the
-tests make XLA executions *look* slower (their recorded seconds multiplied) to check
-what the controller does with a measurement, on real training runs.
+XLA and plain steps compute different floats (and on a CPU, other random draws), so
+each test compares bits with a run whose XLA mode is known.
 """
 
+import keras
+import numpy as np
 import pytest
-from data_source_helpers import assert_same_history, assert_same_weights, data, trainer_for
-from training_helpers import mlp
+import tensorflow as tf
+from data_source_helpers import data
+from training_helpers import max_abs_difference
 
-from customkeras.training import xla_choice
-from customkeras.training.loops import Loops
+from customkeras.training import Trainer, xla_choice
 
-X, Y, W = data(4096)  # 128 batches of 32
-
-
-@pytest.fixture
-def calls(monkeypatch):
-    """The `(num_steps, jit_compile)` of every training-loop call, in order."""
-    made = []
-    train_arrays = Loops.train_arrays
-
-    def recorded(self, data, order, first_step, num_steps, batch_size, jit_compile):
-        made.append((int(num_steps), bool(jit_compile)))
-        return train_arrays(self, data, order, first_step, num_steps, batch_size, jit_compile)
-
-    monkeypatch.setattr(Loops, "train_arrays", recorded)
-    return made
+X, Y, W = data(1000)
 
 
-def _slow_xla(monkeypatch, factor):
-    timed = xla_choice.XlaChoice.timed
-    monkeypatch.setattr(xla_choice.XlaChoice, "timed",
-                        lambda self, kind, xla, steps, seconds, traced=None: timed(
-                            self, kind, xla, steps, seconds * (factor if xla else 1), traced))
+def dropout_mlp(seed=1):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dropout(0.3), keras.layers.Dense(3, activation="softmax")])
 
 
-def test_auto_compiles_a_call_as_long_as_the_threshold_and_not_a_shorter_one(calls):
-    assert xla_choice.XLA_MIN_STEPS <= 1719  # one epoch of the chapter's Fashion-MNIST
-    trainer = trainer_for(mlp(seed=1), steps_per_execution=32)
-    trainer.fit(X, Y, epochs=1, verbose=0)  # 128 steps: not worth a compilation
-    assert not any(xla for _, xla in calls)
-    calls.clear()
-    epochs = -(-xla_choice.XLA_MIN_STEPS // 128)
-    trainer.fit(X, Y, epochs=epochs, verbose=0)  # with the steps before: past the threshold
-    assert all(xla for _, xla in calls)
+def conv_model(seed=1):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 1)), keras.layers.Conv1D(4, 3, activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
 
 
-def test_xla_measured_slower_is_dropped_within_the_pass(monkeypatch, calls):
-    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)
-    monkeypatch.setattr(xla_choice, "XLA_CHECK_SECONDS", 0.0)
-    _slow_xla(monkeypatch, factor=1000.0)
-    model = mlp(seed=1)
-    history = trainer_for(model, steps_per_execution=32).fit(X, Y, epochs=2, verbose=0,
-                                                             shuffle=False)
-    # Compile, one timed XLA execution, then plain probes of 8 steps (the first traces)
-    # beside XLA; once the probe has a time, XLA is dropped for the rest of the epoch.
-    kinds = [xla for _, xla in calls]
-    assert kinds[:2] == [True, True], calls
-    assert (8, False) in calls[2:5], calls
-    dropped_at = max(i for i, (_, xla) in enumerate(calls) if xla) + 1
-    assert sum(n for n, _ in calls[:dropped_at]) < 128, f"XLA ran into the next epoch: {calls}"
-    assert not any(xla for _, xla in calls[dropped_at:])
-    # The mixture of loops changed nothing but speed.
-    reference = mlp(seed=1)
-    expected = trainer_for(reference, jit_compile=False).fit(X, Y, epochs=2, verbose=0,
-                                                             shuffle=False)
-    assert_same_history(history, expected, "XLA then plain vs plain")
-    assert_same_weights(model, reference, "XLA then plain vs plain")
+def _fit(model, jit_compile="auto", steps_per_execution="auto", calls=((0, 2),), x=X,
+         y=Y, **kwargs):
+    trainer = Trainer(model, "sparse_categorical_crossentropy", "adam",
+                      metrics=["accuracy"], jit_compile=jit_compile,
+                      steps_per_execution=steps_per_execution)
+    logs = {}
+    for initial_epoch, epochs in calls:  # a run cut into several calls
+        history = trainer.fit(x, y, batch_size=16, epochs=epochs, initial_epoch=initial_epoch,
+                              seed=3, verbose=0, **kwargs)
+        for key, values in history.history.items():
+            logs.setdefault(key, []).extend(values)
+    return trainer, logs
 
 
-def test_xla_measured_faster_is_kept(monkeypatch, calls):
-    monkeypatch.setattr(xla_choice, "XLA_MIN_STEPS", 1)
-    monkeypatch.setattr(xla_choice, "XLA_CHECK_SECONDS", 0.0)
-    _slow_xla(monkeypatch, factor=0.001)
-    trainer_for(mlp(seed=1), steps_per_execution=32).fit(X, Y, epochs=2, verbose=0)
-    plain = [n for n, xla in calls if not xla]
-    assert plain == [8, 8], calls  # the two probes, then XLA throughout
+def test_auto_uses_xla_from_the_first_step_on_a_dense_model():
+    trainer, logs = _fit(dropout_mlp(), calls=((0, 1),), x=X[:16], y=Y[:16])  # one step
+    assert trainer.xla_decisions["train"] == (True, "auto: a CPU, no convolutions")
+    expected = _fit(dropout_mlp(), jit_compile=True, calls=((0, 1),), x=X[:16], y=Y[:16])[1]
+    assert logs == expected
+
+
+def test_auto_leaves_convolutions_on_a_cpu_plain():
+    model = conv_model()
+    trainer, logs = _fit(model, x=X[:, :, None])
+    uses_xla, reason = trainer.xla_decisions["train"]
+    assert not uses_xla and "convolutions" in reason, reason
+    reference = conv_model()
+    assert logs == _fit(reference, jit_compile=False, x=X[:, :, None])[1]
+    assert max_abs_difference(model.get_weights(), reference.get_weights()) == 0
+
+
+def test_the_policy_reads_the_step_ops_and_the_device():
+    choice = xla_choice.XlaChoice("auto", allowed=True)
+    assert choice.for_pass("train", lambda: {"MatMul", "Relu"})
+    assert not choice.for_pass("test", lambda: {"MatMul", "DepthwiseConv2dNative"})
+    assert choice.for_pass("test", lambda: pytest.fail("decided once per kind")) is False
+    assert not xla_choice.XlaChoice("auto", allowed=False).for_pass("train", set)
+    assert xla_choice.XlaChoice(True, allowed=True).for_pass("train", {"Conv2D"}.copy)
+    assert not xla_choice.XlaChoice(False, allowed=True).for_pass("train", set)
+
+
+@pytest.mark.parametrize("jit_compile", ["auto", False])
+def test_a_run_cut_into_calls_gives_the_bits_of_one_call(jit_compile):
+    # 63 steps per epoch, 4 epochs, Dropout: one call, then 1 + 2 + 1 epochs.
+    model = dropout_mlp()
+    _, logs = _fit(model, jit_compile, calls=((0, 4),))
+    cut = dropout_mlp()
+    _, cut_logs = _fit(cut, jit_compile, calls=((0, 1), (1, 3), (3, 4)))
+    assert cut_logs == logs
+    assert max_abs_difference(model.get_weights(), cut.get_weights()) == 0
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 7, 64])
+def test_execution_sizes_never_change_the_bits_on_arrays(steps_per_execution):
+    # The adaptive size ("auto") follows the clock; it may, since no size changes bits.
+    model, reference = dropout_mlp(), dropout_mlp()
+    _, logs = _fit(model, steps_per_execution=steps_per_execution)
+    _, expected = _fit(reference)
+    assert logs == expected
+    assert max_abs_difference(model.get_weights(), reference.get_weights()) == 0
+
+
+def _stream():
+    return tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
+
+
+@pytest.mark.parametrize("steps_per_execution", [32, 96])
+def test_execution_sizes_of_super_batches_never_change_the_bits(steps_per_execution):
+    # tf.data under XLA reads super-batches of 32 batches: any multiple of 32 per
+    # execution (and "auto", which plans multiples of 32) gives the same bits.
+    def run(spe):
+        model = dropout_mlp()
+        trainer = Trainer(model, "sparse_categorical_crossentropy", "adam",
+                          steps_per_execution=spe)
+        history = trainer.fit(_stream(), epochs=2, verbose=0, shuffle=False)
+        return history, model
+
+    history, model = run(steps_per_execution)
+    expected, reference = run("auto")
+    assert history.history == expected.history
+    assert max_abs_difference(model.get_weights(), reference.get_weights()) == 0
+
+
+def test_jit_compile_false_equals_keras_fit_over_2000_steps_with_dropout():
+    # 1,000 samples, batch 16, 32 epochs: 2,016 steps with Dropout's seeded draws.
+    x, y = X, Y
+    reference = dropout_mlp()
+    reference.compile(keras.optimizers.Adam(), "sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    expected = reference.fit(x, y, batch_size=16, epochs=32, shuffle=False, verbose=0)
+    model = dropout_mlp()
+    history = Trainer(model, "sparse_categorical_crossentropy", keras.optimizers.Adam(),
+                      metrics=["accuracy"], jit_compile=False).fit(
+        x, y, batch_size=16, epochs=32, shuffle=False, verbose=0)
+    for key, values in expected.history.items():
+        np.testing.assert_allclose(history.history[key], values, rtol=0, atol=1e-5, err_msg=key)
+    assert max_abs_difference(model.get_weights(), reference.get_weights()) < 1e-5

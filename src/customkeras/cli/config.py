@@ -27,6 +27,9 @@ RESUMABLE = ("epochs", "data_dir", "strategy")
 # Where the training data comes from: arrays in memory (exact resume), or tf.data
 # pipelines read from verified TFRecord shards (customkeras.datasets.stream_*).
 INPUTS = ("arrays", "stream")
+# `--jit-compile`: the Trainer's `jit_compile` (XLA changes the floats, so a resumed run
+# keeps it).
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
 # Counts fit TensorFlow's int32 step and epoch counters.
 COUNT_MAX = 2**31 - 1
 
@@ -62,6 +65,7 @@ class RunConfig:
     strategy: str = "default"
     experiment: str | None = None
     input: str = "arrays"
+    jit_compile: str = "auto"
 
     @property
     def split_optimizers(self) -> bool:
@@ -196,6 +200,8 @@ def _common(resolved: dict) -> RunConfig:
     """Checks what every run has (counts, seed, strategy) and makes the `RunConfig`."""
     resolved.setdefault("strategy", "default")
     _check_choice("strategy", resolved["strategy"], STRATEGIES)
+    resolved.setdefault("jit_compile", "auto")
+    _check_choice("jit_compile", resolved["jit_compile"], tuple(JIT_COMPILE))
     for key in ("epochs", "batch_size", "max_train_samples"):
         if key in resolved:
             resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
@@ -206,7 +212,7 @@ def _common(resolved: dict) -> RunConfig:
 
 
 EXPERIMENT_KEYS = ("experiment", "epochs", "batch_size", "seed", "max_train_samples",
-                   "data_dir", "strategy")
+                   "data_dir", "strategy", "jit_compile")
 
 
 def _resolve_experiment(given: dict) -> RunConfig:

@@ -37,16 +37,20 @@ def handle(args: argparse.Namespace) -> int:
     dataset, data_dir = loading.dataset_and_data_dir(args, source)
     run_values = source.run_values or {}
     values = {"dataset": dataset}
-    for key in ("loss", "threshold", "metrics", "batch_size"):
-        values[key] = getattr(args, key) if getattr(args, key) is not None else run_values.get(key)
+    for key in ("loss", "threshold", "metrics", "batch_size", "jit_compile"):
+        given = getattr(args, key, None)
+        values[key] = given if given is not None else run_values.get(key)
     if dataset == experiments.FASHION_MNIST:
         values.pop("threshold")
+    if values["jit_compile"] is None:
+        values.pop("jit_compile")  # a .keras file alone, or a run from before the option
     settings = config.resolve(values)
     model = loading.load_model(source.path, unsafe=args.unsafe)
     x_test, y_test = loading.load_data(dataset, data_dir).test
     trainer = training.Trainer(
         model, experiments.build_loss(dataset, settings.loss, settings.threshold or 1.0),
-        metrics=experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0))
+        metrics=experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0),
+        jit_compile=config.JIT_COMPILE[settings.jit_compile])  # the run's test numbers
     results = artifacts.as_test_metrics(trainer.evaluate(x_test, y_test,
                                                          batch_size=settings.batch_size))
     if args.json:

@@ -50,6 +50,7 @@ def build_trainer(run_config: config.RunConfig, strategy: tf.distribute.Strategy
 def _build(run_config, strategy=None, with_data=False):
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(run_config.seed)
+    jit_compile = config.JIT_COMPILE[run_config.jit_compile]
     data = None
     with strategy.scope():
         if run_config.experiment is not None:
@@ -57,13 +58,14 @@ def _build(run_config, strategy=None, with_data=False):
             data = _Data(custom.truncate(built.train, run_config.max_train_samples),
                          built.validation, built.test)
             custom.build_model(built.model, data.train)
-            trainer = _custom_trainer(built.model, strategy)
+            trainer = _custom_trainer(built.model, strategy, jit_compile)
             model = built.model
         else:
             experiment = experiments.build_experiment(run_config.dataset,
                                                       **run_config.experiment_arguments())
             trainer = training.Trainer(experiment.model, experiment.loss, experiment.optimizer,
-                                       experiment.metrics, strategy=strategy)
+                                       experiment.metrics, strategy=strategy,
+                                       jit_compile=jit_compile)
             model = experiment.model
         trainer.optimizer.build(model.trainable_variables)
     if with_data and data is None and run_config.input == "stream":
@@ -81,9 +83,9 @@ def _batch_size(data, run_config) -> int | None:
     return run_config.batch_size if custom.is_arrays(data) else None
 
 
-def _custom_trainer(model, strategy):
+def _custom_trainer(model, strategy, jit_compile):
     try:
-        return training.Trainer(model, strategy=strategy)
+        return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
     except TypeError:
         # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
         compiled = getattr(getattr(model, "_compile_config", None), "config", None) or {}
@@ -92,7 +94,8 @@ def _custom_trainer(model, strategy):
                                "loss=..., optimizer=..., metrics=...) in the function.",
                                exit_code=1) from None
         return training.Trainer(model, compiled["loss"], model.optimizer,
-                                compiled.get("metrics") or (), strategy=strategy)
+                                compiled.get("metrics") or (), strategy=strategy,
+                                jit_compile=jit_compile)
 
 
 def _optimizers(trainer: training.Trainer) -> list:

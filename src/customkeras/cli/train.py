@@ -131,6 +131,12 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     training.add_argument("--seed", type=int, metavar="N", default=s,
                           help="random seed for weights and shuffling "
                                f"(default: {config.COMMON_DEFAULTS['seed']})")
+    training.add_argument("--jit-compile", choices=tuple(config.JIT_COMPILE), default=s,
+                          help="XLA: auto (on a CPU unless the model has convolutions; never "
+                               "under a strategy), true or false (the exact floats of Keras "
+                               "fit). Decided from the model, never from timings, so a run "
+                               "and its resumption compute the same bits. Recorded in "
+                               "config.json (default: auto)")
     training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
                           help="train on the first N training samples only, for quick runs "
                                "(default: all)")

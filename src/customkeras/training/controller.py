@@ -9,7 +9,6 @@ sets `model._initial_epoch` in `on_train_begin` (`keras.callbacks.BackupAndResto
 moves the start, and `optimizer.finalize_variable_values` (EMA weights) at the end.
 """
 
-import time
 import warnings
 
 import keras
@@ -22,7 +21,7 @@ from customkeras.training.model_setup import optimizers_of
 from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
-from customkeras.training.xla_choice import PLAIN_PROBE_STEPS, XlaChoice, is_xla_compile_error
+from customkeras.training.xla_choice import XlaChoice, is_xla_compile_error
 
 
 def _floats(logs):
@@ -52,42 +51,24 @@ class Controller:
 
     # ---- executions ---------------------------------------------------------------------
 
-    def _train_execution(self, run, count, xla, multiple=1):
-        """One training execution of `count` steps: `run(offset, n, xla)` runs the `n`
-        steps from `offset` within it. XLA dropped since the pass began is dropped here
-        too, and a due plain probe (`xla_choice.PLAIN_PROBE_STEPS`) runs first."""
-        xla = self.xla.for_execution("train", xla)
-        probe = max(PLAIN_PROBE_STEPS, multiple)
-        if not (xla and count > probe and self.xla.claim_plain_probe()):
-            return self._call("train", run, 0, count, xla=xla)
-        first = self._call("train", run, 0, probe, xla=False)
-        steps_run, finite, weights_finite, _ = first
-        if int(steps_run) < probe or not (bool(finite) and bool(weights_finite)):
-            return first  # the data ran out, or training diverged
-        rest = self._call("train", run, probe, count - probe,
-                          xla=self.xla.for_execution("train", True))
-        return (steps_run + rest[0],) + tuple(rest[1:])
+    def _xla(self, kind, source):
+        """Whether passes of `kind` over `source` run with XLA (`xla_choice`)."""
+        return self.xla.for_pass(kind, lambda: self.loops.step_op_types(
+            kind, source.element_spec, sliced=source.kind == "arrays"))
 
-    def _call(self, kind, function, *args, xla, steps=None):
-        """Runs one loop call and times it; `steps`: how many it runs, when the
-        result does not say (its first element otherwise)."""
-        traces, start = self.loops.tracing_count(), time.perf_counter()
-        result = self._call_once(kind, function, *args, xla=xla)
-        ran = int(result[0]) if steps is None else int(steps)
-        self.xla.timed(kind, xla and not self.xla.failed, ran, time.perf_counter() - start,
-                       traced=self.loops.tracing_count() != traces)
-        return result
-
-    def _call_once(self, kind, function, *args, xla):
+    def _call(self, kind, function, *args, xla):
+        """Runs one loop call, `function(*args, xla)`. Under `"auto"`, a step that XLA
+        cannot compile runs plain from then on (`xla_choice`)."""
+        xla = xla and kind not in self.xla.failed
         try:
-            return function(*args, xla and not self.xla.failed)
+            return function(*args, xla)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
             if not (self.xla.auto and xla and is_xla_compile_error(error)):
                 raise
         # XLA compiles before running, so the failed call changed nothing.
-        warnings.warn("XLA could not compile the model's step; continuing without XLA "
+        warnings.warn(f"XLA could not compile the model's {kind} step; it runs without XLA "
                       "(pass jit_compile=False to skip the attempt).", stacklevel=4)
-        self.xla.failed = True
+        self.xla.compile_failed(kind)
         if kind == "train":
             self.loops.guard.restore()
         return function(*args, False)
@@ -131,12 +112,12 @@ class Controller:
                                      steps_per_epoch=train.steps_per_epoch)
             for epoch in range(start, epochs):
                 epoch_logs = self._train_epoch(
-                    epoch, train, seed, shuffle, epochs - epoch, callback_list, progress,
-                    state, backup, *(resume if epoch == start else (0, None)))
+                    epoch, train, seed, shuffle, callback_list, progress, state, backup,
+                    *(resume if epoch == start else (0, None)))
                 if epoch_logs is None:  # the data ran out (steps_per_epoch too many)
                     break
                 if validation is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self.evaluate(validation, callback_list, passes=epochs - epoch)
+                    val_logs = self.evaluate(validation, callback_list)
                     epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
                 state.epoch, state.step = epoch + 1, 0
                 callback_list.on_epoch_end(epoch, epoch_logs)
@@ -176,8 +157,8 @@ class Controller:
         run = getattr(self.loops, f"{kind}_iterator")
         return lambda iterator, n, xla: run(iterator, n, spec, xla)
 
-    def _train_epoch(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
-                     state, backup, first_step, restore):
+    def _train_epoch(self, epoch, source, seed, shuffle, callbacks, progress, state, backup,
+                     first_step, restore):
         self.model.reset_metrics()
         state.epoch, state.step, state.iterator, state.logs = epoch, first_step, None, {}
         callbacks.on_epoch_begin(epoch)
@@ -186,10 +167,10 @@ class Controller:
         if source.kind == "arrays":
             if restore is not None:
                 restore(state)
-            return self._train_arrays(epoch, source, seed, shuffle, epochs_left, callbacks,
-                                      progress, state, first_step)
-        return self._train_iterator(epoch, source, epochs_left, callbacks, progress, state,
-                                    first_step, restore)
+            return self._train_arrays(epoch, source, seed, shuffle, callbacks, progress,
+                                      state, first_step)
+        return self._train_iterator(epoch, source, callbacks, progress, state, first_step,
+                                    restore)
 
     def _after_execution(self, epoch, step, result, callbacks, progress):
         steps_run, finite, weights_finite, logs = result
@@ -199,36 +180,35 @@ class Controller:
             self._diverged(epoch, step, steps_run, bool(finite), logs)
         return steps_run, logs
 
-    def _train_arrays(self, epoch, source, seed, shuffle, epochs_left, callbacks, progress,
-                      state, first_step):
+    def _train_arrays(self, epoch, source, seed, shuffle, callbacks, progress, state,
+                      first_step):
         order = source.order(seed, epoch, shuffle)
         batch_size = tf.constant(source.batch_size)
-        xla = self.xla.for_pass("train", epochs_left * source.steps_per_epoch - first_step)
+        xla = self._xla("train", source)
         logs = dict(state.logs) if first_step else {}
         for step, count, use_xla in self.planner.executions(
                 source.num_samples, source.batch_size, xla, start=first_step):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
-            result = self._train_execution(
-                lambda offset, n, x, step=step: self.loops.train_arrays(
-                    source.data, order, tf.constant(step + offset), tf.constant(n),
-                    batch_size, x), count, use_xla)
+            result = self._call("train", self.loops.train_arrays, source.data, order,
+                                tf.constant(step), tf.constant(count), batch_size,
+                                xla=use_xla)
             _, logs = self._after_execution(epoch, step, result, callbacks, progress)
             state.step, state.logs = step + count, logs
             callbacks.on_train_batch_end(step + count - 1, logs)
             progress.execution_end(step + count, logs)
         return dict(logs)
 
-    def _train_iterator(self, epoch, source, epochs_left, callbacks, progress, state,
-                        first_step, restore):
+    def _train_iterator(self, epoch, source, callbacks, progress, state, first_step,
+                        restore):
         source.on_epoch_begin()
         iterator = source.begin_epoch(self.strategy)
         state.iterator = iterator
         if restore is not None:
             restore(state)
         total = source.steps_this_epoch()
-        xla = self.xla.for_pass("train", epochs_left * (source.steps_per_epoch or 0))
+        xla = self._xla("train", source)
         logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
         size = source.super_batch or 1
         loop = self._iterator_loop("train", source, source.super_batch)
@@ -237,8 +217,7 @@ class Controller:
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
-            result = self._train_execution(lambda _, n, x: loop(iterator, n, x), count,
-                                           use_xla, size)
+            result = self._call("train", loop, iterator, count, xla=use_xla)
             steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
                                                         progress)
             ran_out = steps_run < count
@@ -276,34 +255,31 @@ class Controller:
 
     # ---- evaluate -----------------------------------------------------------------------
 
-    def evaluate(self, source, callbacks, passes=1):
+    def evaluate(self, source, callbacks):
         """One evaluation pass; returns the logs (floats).
 
         Args:
             source: the data source.
             callbacks: a `CallbackList` (its test hooks are called).
-            passes: how many such passes are planned (validation: one per epoch
-                left), for the XLA decision.
         """
         self.model.reset_metrics()
         callbacks.on_test_begin()
         logs = {}
         if source.kind == "arrays":
-            xla = self.xla.for_pass("test", passes * source.steps_per_epoch)
+            xla = self._xla("test", source)
             batch_size = tf.constant(source.batch_size)
             for step, count, use_xla in self.planner.executions(source.num_samples,
                                                                 source.batch_size, xla):
                 callbacks.on_test_batch_begin(step)
                 logs = _floats(self._call(
-                    "test", lambda *a: self.loops.test_arrays(*a[:-1], a[-1]),
-                    source.data, tf.constant(step), tf.constant(count), batch_size,
-                    xla=use_xla, steps=count))
+                    "test", self.loops.test_arrays, source.data, tf.constant(step),
+                    tf.constant(count), batch_size, xla=use_xla))
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
             size = self._super_batch_size(source, "test")
             iterator = source.pass_iterator(self.strategy, size)
-            xla = self.xla.for_pass("test", passes * (source.steps_per_epoch or 0))
+            xla = self._xla("test", source)
             loop = self._iterator_loop("test", source, size)
             for step, count, use_xla in self.planner.stream(source.steps, xla,
                                                             multiple=size or 1):
@@ -330,21 +306,20 @@ class Controller:
         callbacks.on_predict_begin()
         parts = []
         if source.kind == "arrays":
-            xla = self.xla.for_pass("predict", source.steps_per_epoch)
+            xla = self._xla("predict", source)
             batch_size = tf.constant(source.batch_size)
             for step, count, use_xla in self.planner.executions(source.num_samples,
                                                                 source.batch_size, False):
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._call(
-                    "predict", lambda *a: self.loops.predict_arrays(*a[:-1], a[-1]),
-                    source.data, tf.constant(step), tf.constant(count), batch_size, xla=xla,
-                    steps=count)
+                    "predict", self.loops.predict_arrays, source.data, tf.constant(step),
+                    tf.constant(count), batch_size, xla=xla)
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
         else:
             source.on_epoch_begin()
             iterator = source.pass_iterator(self.strategy)
-            xla = self.xla.for_pass("predict", source.steps_per_epoch or 0)
+            xla = self._xla("predict", source)
             for step, count, _ in self.planner.stream(source.steps, False):
                 callbacks.on_predict_batch_begin(step)
                 steps_run, outputs = self._call(

@@ -88,7 +88,7 @@ class Loops(LoopBodies):
         self._state = state
         self._guard = None
         self._functions = {}
-        self._structures = {}
+        self._probes = {}
 
     @property
     def guard(self):
@@ -158,14 +158,11 @@ class Loops(LoopBodies):
 
     # ---- structures of the model's own steps ------------------------------------------
 
-    def structure(self, kind, spec, sliced):
-        """The `TensorSpec` structure a step returns for batches of `spec`.
-
-        Found by tracing the step once, without running it, so that the loops can
-        carry the step's logs (or collect its outputs) from their first iteration.
-        """
+    def _probe(self, kind, spec, sliced):
+        """The step of `kind` on batches of `spec`, traced once without running it (a
+        concrete function, cached): its outputs' structure, its ops."""
         key = (kind, _spec_key(spec))
-        if key not in self._structures:
+        if key not in self._probes:
             replica = self._replica(kind, sliced)
 
             def probe(batch):
@@ -174,12 +171,28 @@ class Loops(LoopBodies):
                     lambda v: self.strategy.experimental_local_results(v)[0], out)
 
             counts = dict(self.trace_counts)
-            outputs = tf.function(probe, autograph=False).get_concrete_function(
-                spec).structured_outputs
+            self._probes[key] = tf.function(probe, autograph=False).get_concrete_function(
+                spec)
             self.trace_counts.update(counts)  # a probe is not a trace of the loop
-            self._structures[key] = tf.nest.map_structure(
-                lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
-        return self._structures[key]
+        return self._probes[key]
+
+    def structure(self, kind, spec, sliced):
+        """The `TensorSpec` structure a step returns for batches of `spec`.
+
+        Found by tracing the step once, without running it, so that the loops can
+        carry the step's logs (or collect its outputs) from their first iteration.
+        """
+        outputs = self._probe(kind, spec, sliced).structured_outputs
+        return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
+
+    def step_op_types(self, kind, spec, sliced):
+        """The TensorFlow op types of the step of `kind` (for the XLA policy), its
+        nested functions' included."""
+        graph = self._probe(kind, spec, sliced).graph.as_graph_def()
+        types = {node.op for node in graph.node}
+        for function in graph.library.function:
+            types.update(node.op for node in function.node_def)
+        return types
 
     # ---- cached loop functions --------------------------------------------------------
 

@@ -57,11 +57,14 @@ class Trainer:
             each call takes about 0.2 s (see `executions`). The host reads logs,
             updates the display, calls batch callbacks and checks
             `model.stop_training` only between calls. Defaults to `"auto"`.
-        jit_compile: `True` to compile with XLA, `False` not to; `"auto"` switches a
-            loop to XLA once this Trainer has run `xla_choice.XLA_MIN_STEPS` steps of
-            it in all (counting the steps the current call will run), drops XLA again
-            where its steps measure slower than plain ones, and falls back without
-            it, with a warning, if the step cannot be compiled. Defaults to `"auto"`.
+        jit_compile: `True` to compile with XLA, `False` not to. `"auto"` decides
+            once per loop kind (train, test, predict) from what a resumed or extended
+            run sees the same way, never from timings or run lengths: XLA on a GPU,
+            and on a CPU unless the step has convolutions; none under a strategy or
+            eagerly; plain, with a warning, if XLA cannot compile the step (see
+            `xla_choice`). XLA changes the floats (and, on a CPU, the draws of
+            seeded random ops such as `Dropout`) against `fit`'s plain steps;
+            `False` reproduces `model.fit` exactly. Defaults to `"auto"`.
         strategy: a `tf.distribute.Strategy`, or None for no distribution (see
             `create_strategy`). Create the model, its optimizers and metric objects
             inside `strategy.scope()`. `batch_size` is then the global batch; each
@@ -150,6 +153,14 @@ class Trainer:
         if self._controller is None:
             return {"train_step": 0, "test_step": 0, "predict_step": 0}
         return dict(self._controller.loops.trace_counts)
+
+    @property
+    def xla_decisions(self):
+        """`{kind: (uses_xla, reason)}` for the loop kinds run so far ("train",
+        "test", "predict"): what `jit_compile` decided, and why."""
+        if self._controller is None:
+            return {}
+        return dict(self._controller.xla.decisions)
 
     def fit(self, x=None, y=None, *, epochs=1, batch_size=None, validation_data=None,
             shuffle=True, sample_weight=None, callbacks=(), verbose="auto", seed=None,
