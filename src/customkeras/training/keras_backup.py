@@ -2,8 +2,10 @@
 
 Keras's callback saves the weights (with the optimizer state) and
 `training_metadata.json` (`epoch`, `batch`), and on a rerun restores the weights and
-sets `model._initial_epoch`, which the controller honours. That is exact at epoch
-boundaries, because the Trainer's shuffle order depends only on `(seed, epoch)`. For
+sets `model._initial_epoch`, which the controller honours. Its weights leave out the
+seed generators' states, so a model with `Dropout` would draw its first epoch's masks
+again after a restore: the companion below saves them. With them, a rerun is exact at
+epoch boundaries, because the Trainer's shuffle order depends only on `(seed, epoch)`. For
 `save_freq=<int>` (mid-epoch saves) Keras restarts the saved epoch from its first
 batch with mid-epoch weights; here, next to each save, a small companion file records
 where the epoch stood (the next step, the shuffle seed, the running metrics and the
@@ -50,8 +52,10 @@ class BackupAndRestoreSupport:
         return (state.iterator is not None and state.checkpointable_input
                 and (state.step > 0 or state.persistent_input))
 
-    def _trackables(self, with_iterator):
-        items = {"metrics": self.state.metrics_variables}
+    def _trackables(self, with_iterator, with_metrics=True):
+        items = {"seed_states": self.state.seed_states}
+        if with_metrics:  # the running metrics matter mid-epoch only
+            items["metrics"] = self.state.metrics_variables
         if with_iterator:
             items["iterator"] = self.state.iterator
         return tf.train.Checkpoint(**items)
@@ -101,8 +105,8 @@ class BackupAndRestoreSupport:
         def restore(state):
             prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
             with_iterator = bool(position.get("iterator")) and state.iterator is not None
-            if position["step"] or with_iterator:
-                self._trackables(with_iterator).read(prefix).expect_partial()
+            self._trackables(with_iterator, with_metrics=bool(position["step"])).read(
+                prefix).expect_partial()
             state.logs = dict(position.get("logs") or {})
 
         return restore

@@ -45,6 +45,13 @@ class TrainingState:
         """The variables of the running metrics (`model.metrics`)."""
         return [v for metric in self.model.metrics for v in metric.variables]
 
+    @property
+    def seed_states(self):
+        """The model's seed-generator states (`Dropout`'s, `keras.random`'s): model
+        variables that are not weights, so that a weights-only save misses them."""
+        weights = {id(weight) for weight in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
     def resume(self, epoch, step=0, seed=None, restore=None):
         """Asks `fit` to start at step `step` of epoch `epoch` (call in `on_train_begin`).
 
