@@ -1,0 +1,91 @@
+"""The README's main command, `customkeras train fashion-mnist` (5 epochs of 1,719 steps,
+`--jit-compile auto`: XLA), in fresh processes: run twice at once it gives the same bits,
+and a run made of a 2-epoch run, an extension to 5 epochs killed with SIGKILL mid-way,
+and a `--resume`, ends with the bits of the uninterrupted run.
+"""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import keras
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.data, pytest.mark.slow]
+
+
+def _command(python_executable, *arguments):
+    script = pathlib.Path(python_executable).parent / "customkeras"
+    head = [str(script)] if script.is_file() else [python_executable, "-m", "customkeras.cli"]
+    return [*head, *arguments, "--verbose", "0"]
+
+
+def _start(python_executable, data_dir, *arguments):
+    environment = {**os.environ, "CUSTOMKERAS_DATA_DIR": str(data_dir),
+                   "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(_command(python_executable, *arguments), env=environment,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(process, timeout=900):
+    out, err = process.communicate(timeout=timeout)
+    assert process.returncode == 0, err[-3000:]
+    return out
+
+
+def _results(run_dir):
+    weights = keras.saving.load_model(run_dir / "model.keras").get_weights()
+    return (json.loads((run_dir / "history.json").read_text()),
+            json.loads((run_dir / "metrics.json").read_text()), weights)
+
+
+def _assert_same_bits(run_dir, reference):
+    history, metrics, weights = _results(run_dir)
+    expected_history, expected_metrics, expected_weights = _results(reference)
+    assert history == expected_history
+    assert metrics == expected_metrics
+    for ours, theirs in zip(weights, expected_weights, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.fixture(scope="module")
+def readme_runs(python_executable, data_dir, tmp_path_factory):
+    """The README's command run twice, at the same time (each beside a busy process)."""
+    root = tmp_path_factory.mktemp("readme")
+    processes = [_start(python_executable, data_dir, "train", "fashion-mnist",
+                        "--output-dir", str(root / name)) for name in ("first", "second")]
+    for process in processes:
+        _finish(process)
+    return root / "first", root / "second"
+
+
+def test_the_readme_command_twice_gives_the_same_bits(readme_runs):
+    first, second = readme_runs
+    config = json.loads((first / "config.json").read_text())["config"]
+    assert config["jit_compile"] == "auto" and config["epochs"] == 5
+    _assert_same_bits(second, first)
+
+
+def test_two_epochs_extended_killed_and_resumed_give_the_bits_of_one_run(
+        readme_runs, python_executable, data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    _finish(_start(python_executable, data_dir, "train", "fashion-mnist", "--epochs", "2",
+                   "--output-dir", str(run_dir)))
+    extension = _start(python_executable, data_dir, "train", "--resume", str(run_dir),
+                       "--epochs", "5")
+    deadline = time.monotonic() + 600
+    while not (run_dir / "checkpoints" / "ckpt-3.index").exists():  # epoch 3 saved
+        assert extension.poll() is None, extension.communicate()
+        assert time.monotonic() < deadline, "epoch 3 never ended"
+        time.sleep(0.02)
+    extension.send_signal(signal.SIGKILL)
+    extension.communicate(timeout=60)
+    assert extension.returncode == -signal.SIGKILL
+    out = _finish(_start(python_executable, data_dir, "train", "--resume", str(run_dir),
+                         "--epochs", "5"))
+    assert "Resuming" in out
+    _assert_same_bits(run_dir, readme_runs[0])
