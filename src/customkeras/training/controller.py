@@ -308,23 +308,24 @@ class Controller:
         if source.kind == "arrays":
             xla = self._xla("predict", source)
             batch_size = tf.constant(source.batch_size)
+            # As in training: XLA on the full batches, the smaller last one plain.
             for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                                source.batch_size, False):
+                                                                source.batch_size, xla):
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._call(
                     "predict", self.loops.predict_arrays, source.data, tf.constant(step),
-                    tf.constant(count), batch_size, xla=xla)
+                    tf.constant(count), batch_size, xla=use_xla)
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
         else:
             source.on_epoch_begin()
             iterator = source.pass_iterator(self.strategy)
             xla = self._xla("predict", source)
-            for step, count, _ in self.planner.stream(source.steps, False):
+            for step, count, use_xla in self.planner.stream(source.steps, xla):
                 callbacks.on_predict_batch_begin(step)
                 steps_run, outputs = self._call(
                     "predict", lambda it, n, x: self.loops.predict_iterator(
-                        it, n, source.element_spec, x), iterator, count, xla=xla)
+                        it, n, source.element_spec, x), iterator, count, xla=use_xla)
                 steps_run = int(steps_run)
                 if steps_run:
                     parts.append(tf.nest.map_structure(np.asarray, outputs))

@@ -57,11 +57,13 @@ class LoopBodies:
         """Runs one step on every replica; returns its per-replica outputs."""
         replica = self._replica(kind, sliced)
         if xla_step and not self.run_eagerly:
-            replica = self._xla_replica(kind, replica)
+            replica = self._xla_replica(kind, replica, sliced)
         return self.strategy.run(replica, args=(batch,))
 
-    def _xla_replica(self, kind, replica):
-        key = ("xla-step", kind)
+    def _xla_replica(self, kind, replica, sliced):
+        # Keyed by `sliced` too: a resident-arrays step and an iterator step of one kind
+        # are different functions (`_replica`), even where their specs match.
+        key = ("xla-step", kind, sliced)
         if key not in self._functions:
             self._functions[key] = tf.function(replica, jit_compile=True, autograph=False)
         return self._functions[key]
@@ -236,12 +238,15 @@ class LoopBodies:
             return out
         return tf.nest.map_structure(lambda v: self.strategy.gather(v, axis=0), out)
 
-    def _predict_arrays_loop(self, full_batches, out_spec, data, first_step, num_steps,
+    def _predict_arrays_loop(self, xla_step, out_spec, data, first_step, num_steps,
                              batch_size):
+        # Unlike training and evaluation, the loop is never XLA-compiled, only the step
+        # (`xla_step`): an XLA-compiled `while` that writes a dynamic-size TensorArray
+        # returns it empty.
         def body(step, arrays):
             batch = _batch_in_order(data, (first_step + step) * batch_size, batch_size,
-                                    full_batches)
-            out = self._gathered(self._step("predict", batch, sliced=True))
+                                    full_batches=False)
+            out = self._gathered(self._step("predict", batch, True, xla_step))
             return step + 1, tf.nest.map_structure(
                 lambda a, v: a.write(step, v), arrays, out)
 

@@ -9,9 +9,11 @@ between executions.
 Two batch sources feed a loop:
 
 * resident arrays (`sources.ArraySource`): batches are gathered in-graph from tensors
-  held on the device, in a per-epoch order. The loop can be compiled whole with XLA
-  over full batches of one static size; an epoch's smaller last batch runs in the
-  plain loop, so XLA compiles one batch shape;
+  held on the device, in a per-epoch order. The training and evaluation loops can be
+  compiled whole with XLA over full batches of one static size; an epoch's smaller
+  last batch runs in the plain loop, so XLA compiles one batch shape. The prediction
+  loop collects outputs of a size it cannot know in a `TensorArray`, which an
+  XLA-compiled `while` returns empty: XLA compiles its step alone;
 * an iterator (`sources.DatasetSource`: tf.data, generators, PyDataset) goes into the
   loop, as in Orbit: each step calls `get_next_as_optional`, the loop stops early when
   the data ends. Iterator ops cannot be XLA-compiled, so XLA compiles the step alone.
@@ -255,7 +257,8 @@ class Loops(LoopBodies):
         key = ("predict", "arrays", bool(jit_compile), _spec_key(spec))
         out_spec = self.structure("predict", spec, sliced=True)
         body = functools.partial(self._predict_arrays_loop, bool(jit_compile), out_spec)
-        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, jit_compile)
+        # XLA on the step only (see `_predict_arrays_loop`).
+        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, False)
         return loop(data, first_step, num_steps, batch_size)
 
     def train_iterator(self, iterator, num_steps, element_spec, jit_compile):
