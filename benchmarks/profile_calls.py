@@ -1,6 +1,8 @@
 """Where the time of one-epoch `fit` calls goes: set-up, tracing, XLA compilation, steps.
 
-The figures behind `jit_compile="auto"`'s threshold (`xla_choice.XLA_MIN_STEPS`): a
+The figures behind `jit_compile="auto"`'s policy (`xla_choice`: XLA on a CPU from the
+first step, unless the step has convolutions): does compiling pay from a one-epoch call
+on (the break-even step count), and are convolutions slower under XLA? A
 `Trainer` makes `--calls` calls `fit(x, y, epochs=e + 1, initial_epoch=e, verbose=0)`
 (batch 32, Nadam(1e-2); `--validation` adds the 5,000 validation images), each
 configuration in a child process of its own (`_harness.py`):

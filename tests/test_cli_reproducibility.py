@@ -7,6 +7,7 @@ and a `--resume`, ends with the bits of the uninterrupted run.
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import time
@@ -68,6 +69,19 @@ def test_the_readme_command_twice_gives_the_same_bits(readme_runs):
     config = json.loads((first / "config.json").read_text())["config"]
     assert config["jit_compile"] == "auto" and config["epochs"] == 5
     _assert_same_bits(second, first)
+
+
+def test_the_readme_shows_what_its_command_prints(readme_runs):
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = re.findall(r"^Epoch (\d)/5 - 1719/1719 - .*? - loss: ([\d.]+) - accuracy: ([\d.]+) - "
+                       r"val_loss: ([\d.]+) - val_accuracy: ([\d.]+)$", readme, re.MULTILINE)
+    assert [int(row[0]) for row in shown] == [1, 2, 3, 4, 5]
+    history, metrics, _ = _results(readme_runs[0])
+    for epoch, *values in shown:
+        for key, value in zip(("loss", "accuracy", "val_loss", "val_accuracy"), values):
+            assert f"{history[key][int(epoch) - 1]:.4f}" == value, (epoch, key)
+    test = re.search(r"Test results after 5 epoch\(s\): loss ([\d.]+)  accuracy ([\d.]+)", readme)
+    assert (f"{metrics['test_loss']:.4f}", f"{metrics['test_accuracy']:.4f}") == test.groups()
 
 
 def test_two_epochs_extended_killed_and_resumed_give_the_bits_of_one_run(
