@@ -47,8 +47,8 @@ def handle(args: argparse.Namespace) -> int:
     trainer = training.Trainer(
         model, experiments.build_loss(dataset, settings.loss, settings.threshold or 1.0),
         metrics=experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0))
-    results = artifacts.as_test_metrics(trainer.evaluate(x_test, y_test,
-                                                         batch_size=settings.batch_size))
+    results = artifacts.as_test_metrics(trainer.evaluate(
+        x_test, y_test, batch_size=settings.batch_size, verbose=0, return_dict=True))
     if args.json:
         print(json.dumps(results))
     else:
