@@ -316,7 +316,8 @@ class Controller:
             iterator = source.pass_iterator(self.strategy, size)
             xla = self.xla.for_pass("test", passes * (source.steps_per_epoch or 0))
             loop = self._iterator_loop("test", source, size)
-            for step, count, use_xla in self.planner.stream(source.steps, xla,
+            # A known length (`steps`, or the data's) bounds the pass, as in Keras.
+            for step, count, use_xla in self.planner.stream(source.steps_per_epoch, xla,
                                                             multiple=size or 1, limit=limit):
                 callbacks.on_test_batch_begin(step)
                 steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
@@ -357,7 +358,10 @@ class Controller:
             source.on_epoch_begin()
             iterator = source.pass_iterator(self.strategy)
             xla = self.xla.for_pass("predict", source.steps_per_epoch or 0)
-            for step, count, _ in self.planner.stream(source.steps, False, limit=limit):
+            # A known length (`steps`, or the data's) bounds the pass, as in Keras: no
+            # batch hook is called for a batch that does not exist.
+            for step, count, _ in self.planner.stream(source.steps_per_epoch, False,
+                                                      limit=limit):
                 callbacks.on_predict_batch_begin(step)
                 steps_run, outputs = self._call(
                     "predict", lambda it, n, x: self.loops.predict_iterator(

@@ -172,12 +172,9 @@ class ArraySource:
         self.num_samples = min(self.num_samples, self.steps_per_epoch * self.batch_size)
         x_t, y_t, w_t = (None if part is None else tf.nest.map_structure(cache.tensor, part)
                          for part in (x, y, sample_weight))
-        if y is None and sample_weight is None:
-            self.data = x_t
-        elif sample_weight is None:
-            self.data = (x_t, y_t)
-        else:
-            self.data = (x_t, y_t, w_t)
+        # Keras's packing: `x` alone, `(x,)` for a list or tuple of inputs (so that a
+        # step does not take its inputs for `(x, y)`), `(x, y)` or `(x, y, w)`.
+        self.data = data_adapter_utils.pack_x_y_sample_weight(x_t, y_t, w_t)
         self.purpose = purpose
 
     @staticmethod
