@@ -53,7 +53,7 @@ def no_per_step_loop(monkeypatch):
 
 
 def _source(dataset, steps=None):
-    return DatasetSource(dataset, None, None, batch_size=None, steps=steps, shuffle=False,
+    return DatasetSource(dataset, None, None, steps=steps, shuffle=False,
                          names=("x", "y", "sample_weight"))
 
 
