@@ -64,7 +64,10 @@ class Trainer:
         steps_per_execution: steps per graph call, or `"auto"` to adapt it so that
             each call takes about 0.2 s (see `executions`). The host reads logs,
             updates the display, calls batch callbacks and checks
-            `model.stop_training` only between calls. Defaults to `"auto"`.
+            `model.stop_training` only between calls. Under `"auto"`, a pass whose
+            callbacks override a batch hook runs one step per call, so that they see
+            every batch as under `fit` (`callback_hooks`); with an integer they are
+            called once per call, as Keras does. Defaults to `"auto"`.
         jit_compile: `True` to compile with XLA, `False` not to; `"auto"` switches a
             loop to XLA once this Trainer has run `xla_choice.XLA_MIN_STEPS` steps of
             it in all (counting the steps the current call will run), drops XLA again
