@@ -101,6 +101,12 @@ def test_class_weight_refused_where_keras_refuses_it():
     with pytest.raises(TypeError, match=r"`class_weight` must be a dict .*received "
                                         r"class_weight=\[1, 2\]"):
         trainer.fit(x, y, class_weight=[1, 2], verbose=0)
+    with pytest.raises(TypeError, match=r"`class_weight` keys must be class indices .*with "
+                                        r"the key 'a'"):
+        trainer.fit(x, y, class_weight={0: 1.0, "a": 2.0}, verbose=0)
+    with pytest.raises(ValueError, match=r"`class_weight\[1\]` must be a finite number >= 0; "
+                                         r"received class_weight\[1\]=-2.0"):
+        trainer.fit(x, y, class_weight={1: -2.0}, verbose=0)
     assert_same_weights(trainer.model, before)
 
 

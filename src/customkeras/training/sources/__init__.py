@@ -10,6 +10,7 @@
 `make_source` picks one; adding a kind of data touches this room only.
 """
 
+import numbers
 from collections.abc import Mapping
 
 from customkeras import _checks
@@ -51,7 +52,12 @@ def check_class_weight(class_weight):
         raise TypeError("`class_weight` must be a dict {class_index: weight}; received "
                         f"class_weight={class_weight!r} (of type {type(class_weight).__name__})")
     for key, value in class_weight.items():
-        _checks.integer("class_weight key", key, 0)
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral):
+            raise TypeError("`class_weight` keys must be class indices (integers >= 0); "
+                            f"received class_weight={class_weight!r}, with the key {key!r}")
+        if key < 0:
+            raise ValueError("`class_weight` keys must be class indices (integers >= 0); "
+                             f"received class_weight={class_weight!r}, with the key {key!r}")
         _checks.non_negative_float(f"class_weight[{key}]", value)
 
 
