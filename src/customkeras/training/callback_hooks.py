@@ -11,8 +11,9 @@ it, once per execution). Callbacks that use only epoch hooks keep the fast path.
 A callback overrides a batch hook when its class's method is not
 `keras.callbacks.Callback`'s (Keras 3 has no `_implements_train_batch_hooks`), or when
 the instance sets one (`keras.callbacks.LambdaCallback`). Not counted: `History` and
-`ProgbarLogger` (a display), Keras's own callbacks whose batch hooks do nothing in
-their configuration (`ModelCheckpoint` / `BackupAndRestore` saving per epoch,
+`ProgbarLogger` (a display), `TerminateOnNaN` (the divergence guard stops at the
+step in-graph, first), Keras's own callbacks whose batch hooks do nothing in their
+configuration (`ModelCheckpoint` / `BackupAndRestore` saving per epoch,
 `TensorBoard` with `update_freq="epoch"` and no profiling), and callbacks whose class
 sets `batch_hooks_per_execution = True` (they only need to know where an execution
 ended, as `EpochCheckpoint` and `GracefulInterrupt`).
@@ -64,6 +65,10 @@ def _defined_by(callback, hook):
 def _idle(callback, cls, kind):
     """Whether Keras's `cls`'s batch hooks do nothing for `callback`'s configuration."""
     if cls in (keras.callbacks.History, keras.callbacks.ProgbarLogger):
+        return True
+    if cls is keras.callbacks.TerminateOnNaN:
+        # The Trainer's divergence guard stops at the exact step (in-graph), before
+        # any callback could see the NaN: one-step executions would buy nothing.
         return True
     if cls in (keras.callbacks.ModelCheckpoint, keras.callbacks.BackupAndRestore):
         return callback.save_freq in ("epoch", False)
