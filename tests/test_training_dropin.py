@@ -591,3 +591,17 @@ def test_callbacks_argument_checks():
     history = trainer.fit(x, y, callbacks=None, verbose=0)
     assert_trained(trainer.model)
     assert "loss" in history.history
+
+
+def test_stop_training_in_a_batch_hook_stops_at_that_batch_as_keras():
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                self.model.stop_training = True
+
+    x, y, _ = data(100)
+    reference, trainer = _compiled_twins()
+    expected = reference.fit(x, y, batch_size=8, callbacks=StopAt(), **FIT)
+    history = trainer.fit(x, y, batch_size=8, callbacks=StopAt(), **FIT)
+    _assert_same_fit(trainer, reference, expected, history)
+    assert int(trainer.model.optimizer.iterations) == int(reference.optimizer.iterations) == 4
