@@ -319,7 +319,9 @@ def test_dict_inputs_are_matched_by_name(as_dict):
                      loss={"priority": "mse", "department": LOSS},
                      loss_weights={"priority": 1.0, "department": 0.2})
     trainer = Trainer(model, jit_compile=False)
-    options = dict(FIT, batch_size=16, validation_split=0.25)
+    # One weight array for two outputs: Keras uses it for each.
+    weights = np.random.default_rng(2).uniform(0, 2, len(y["priority"])).astype("float32")
+    options = dict(FIT, batch_size=16, validation_split=0.25, sample_weight=weights)
     expected = reference.fit(x, y, **options)
     _assert_same_fit(trainer, reference, expected, trainer.fit(x, y, **options))
     _assert_close(trainer.predict(x, verbose=0), reference.predict(x, verbose=0))
