@@ -53,7 +53,8 @@ def trainer_custom_step(settings):
             seed=settings["seed"], callbacks=callbacks, verbose=0)
 
     result = drive(setup, settings, len(x_train))
-    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE)["accuracy"]
+    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE, verbose=0,
+                                               return_dict=True)["accuracy"]
     return result
 
 

@@ -92,7 +92,7 @@ def trainer_dataset(settings, streamed=False):
             dataset, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
 
     result = drive(setup, settings, n_train)
-    result["test_accuracy"] = trainer.evaluate(test)["accuracy"]
+    result["test_accuracy"] = trainer.evaluate(test, verbose=0, return_dict=True)["accuracy"]
     return result
 
 

@@ -122,7 +122,8 @@ def trainer_train(settings, build=_models.mlp):
 
     _models.set_random_seed(settings["seed"])
     result = drive(setup, settings, len(x_train))
-    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE)["accuracy"]
+    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE, verbose=0,
+                                               return_dict=True)["accuracy"]
     return result
 
 
@@ -199,8 +200,10 @@ def trainer_evaluate_predict(settings):
     start = time.perf_counter()
     trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"])
     setup = time.perf_counter() - start
-    calls = {"evaluate": lambda: trainer.evaluate(x_test, y_test, batch_size=BATCH_SIZE),
-             "predict": lambda: trainer.predict(x_test, batch_size=BATCH_SIZE)}
+    calls = {"evaluate": lambda: trainer.evaluate(x_test, y_test, batch_size=BATCH_SIZE,
+                                                  verbose=0, return_dict=True),
+             "predict": lambda: trainer.predict(x_test, batch_size=BATCH_SIZE,
+                                                verbose=0)}
     return time_calls(calls, settings, len(x_test), setup)
 
 

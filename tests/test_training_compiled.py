@@ -73,7 +73,7 @@ def test_compiled_model_fit_evaluate_predict():
     assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
     assert_same_run(history, expected, model, reference, initial)
     assert trainer.optimizer is model.optimizer  # the compiled optimizer, not a new one
-    assert_same_logs(trainer.evaluate(x, y), reference.evaluate(x, y, verbose=0, return_dict=True))
+    assert_same_logs(trainer.evaluate(x, y, verbose=0, return_dict=True), reference.evaluate(x, y, verbose=0, return_dict=True))
     assert_same_predictions(trainer.predict(x), reference.predict(x, verbose=0))
     assert_same_predictions(trainer.predict(x[:50], batch_size=7),
                             reference.predict(x[:50], batch_size=7, verbose=0))
@@ -93,7 +93,7 @@ def test_multi_output_losses_weights_and_metrics_per_output(as_dict):
     names = ["a_loss", "a_mae", "b_accuracy", "b_loss", "loss"]
     assert sorted(expected.history) == sorted(names + [f"val_{n}" for n in names])
     assert_same_run(history, expected, model, reference, initial)
-    assert_same_logs(trainer.evaluate(x, y), reference.evaluate(x, y, verbose=0, return_dict=True))
+    assert_same_logs(trainer.evaluate(x, y, verbose=0, return_dict=True), reference.evaluate(x, y, verbose=0, return_dict=True))
     predictions = trainer.predict(x)
     assert_same_predictions(predictions, reference.predict(x, verbose=0))
     assert isinstance(predictions, dict if as_dict else list)
@@ -135,7 +135,7 @@ def test_weighted_metrics_with_sample_weight(compiled):
     assert_same_run(history, expected, model, reference, _regressor(4).get_weights())
     # Not vacuous: the weighted and the plain MAE differ.
     assert abs(history.history["weighted_mae"][0] - history.history["mae"][0]) > 1e-4
-    assert_same_logs(trainer.evaluate(x, y, sample_weight=weights),
+    assert_same_logs(trainer.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True),
                      reference.evaluate(x, y, sample_weight=weights, verbose=0, return_dict=True))
 
 
@@ -163,7 +163,7 @@ def test_metrics_the_model_updates_itself_are_logged():
     trainer = Trainer(model)
     history = trainer.fit(x, y, **options)
     assert_same_run(history, expected, model, reference, initial)
-    assert_same_logs(trainer.evaluate(x, y), reference.evaluate(x, y, verbose=0, return_dict=True))
+    assert_same_logs(trainer.evaluate(x, y, verbose=0, return_dict=True), reference.evaluate(x, y, verbose=0, return_dict=True))
 
 
 @pytest.fixture

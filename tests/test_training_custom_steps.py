@@ -51,7 +51,7 @@ def test_guide_step_matches_fit_evaluate_predict(weighted):
 
     assert sorted(history.history) == ["loss", "mae", "val_loss", "val_mae"]
     assert_same_run(history, expected, model, reference, initial)
-    assert_same_logs(trainer.evaluate(x, y, sample_weight=sample_weight),
+    assert_same_logs(trainer.evaluate(x, y, sample_weight=sample_weight, verbose=0, return_dict=True),
                      reference.evaluate(x, y, sample_weight=sample_weight, verbose=0,
                                         return_dict=True))
     assert_same_predictions(trainer.predict(x), reference.predict(x, verbose=0))
@@ -140,14 +140,14 @@ def test_steps_per_execution_gives_the_same_run_without_retracing():
         trainer = Trainer(model, steps_per_execution=steps_per_execution, jit_compile=False)
         history = trainer.fit(x, y, **FIT, epochs=2)
         assert_same_run(history, expected, model, reference)
-        trainer.evaluate(x, y, batch_size=16)
+        trainer.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         traces = model.python_steps
         counts = trainer.trace_counts
         # More epochs, another number of samples, another execution size: no retrace
         # (the step's Python body, which runs only while tracing, never runs again).
         trainer.fit(x[:70], y[:70], **FIT, epochs=3)
         trainer.fit(x, y, **FIT)
-        trainer.evaluate(x[:33], y[:33], batch_size=16)
+        trainer.evaluate(x[:33], y[:33], batch_size=16, verbose=0, return_dict=True)
         runs[steps_per_execution] = counts["train_step"]
         assert model.python_steps == traces, steps_per_execution
         assert trainer.trace_counts == counts, steps_per_execution

@@ -60,7 +60,7 @@ def run(strategy, make, options):
     history = trainer.fit(make(), epochs=2, shuffle=False, verbose=0, **options)
     return {"weights": [v.tolist() for v in model.get_weights()],
             "history": history.history,
-            "evaluation": trainer.evaluate(batches(xv, yv)),
+            "evaluation": trainer.evaluate(batches(xv, yv), verbose=0, return_dict=True),
             "predictions": trainer.predict(batches(xv)).tolist()}
 
 
@@ -117,7 +117,7 @@ history = trainer.fit(read_records(shards).batch(32), epochs=2, shuffle=False, v
                       validation_data=read_records(shards).batch(32))
 results = {"weights": [v.tolist() for v in model.get_weights()], "history": history.history,
            "iterations": int(model.optimizer.iterations.numpy()),
-           "evaluation": trainer.evaluate(read_records(shards).batch(32))}
+           "evaluation": trainer.evaluate(read_records(shards).batch(32), verbose=0, return_dict=True)}
 with open(sys.argv[1], "w") as stream:
     json.dump(results, stream)
 """
@@ -155,7 +155,7 @@ def test_two_workers_with_per_worker_tfrecord_shards_agree(python_executable, tm
                         "workers vs one device")
     assert_same_history(chief["history"], history, "workers vs one device")
     assert "val_loss" in history.history
-    assert_same_logs(chief["evaluation"], trainer.evaluate(read_records(shards).batch(32)),
+    assert_same_logs(chief["evaluation"], trainer.evaluate(read_records(shards).batch(32), verbose=0, return_dict=True),
                      "evaluate: workers vs one device")
     assert max(np.abs(a - b).max() for a, b in zip(model.get_weights(),
                                                    mlp(seed=1).get_weights())) > 1e-3

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from data_source_helpers import (
+    TOLERANCE,
     ArrayPyDataset,
     assert_same_history,
     assert_same_logs,
@@ -237,7 +238,7 @@ def test_evaluate_on_datasets_matches_keras_evaluate():
         ("PyDataset", lambda: ArrayPyDataset(x, y, w), None),
     ]:
         expected = reference.evaluate(make(), steps=steps, verbose=0, return_dict=True)
-        assert_same_logs(trainer.evaluate(make(), steps=steps), expected, name)
+        assert_same_logs(trainer.evaluate(make(), steps=steps, verbose=0, return_dict=True), expected, name)
     assert_same_weights(model, reference)  # evaluating trains nothing
 
 
@@ -276,19 +277,20 @@ def test_shuffle_true_with_a_dataset_warns_and_is_ignored():
     assert_same_weights(model, twin)
 
 
-def test_batch_size_with_a_dataset_is_an_error_naming_it():
+def test_batch_size_with_a_dataset_is_ignored_as_keras_ignores_it():
     x, y, _ = data(100)
-    _, model = twins()
-    initial = model.get_weights()
-    trainer = trainer_for(model)
-    with pytest.raises(ValueError, match="batch_size") as error:
-        trainer.fit(batches(x, y), batch_size=16, shuffle=False, verbose=0)
-    assert "16" in str(error.value)
-    with pytest.raises(ValueError, match="batch_size"):
-        trainer.evaluate(batches(x, y), batch_size=16)
-    with pytest.raises(ValueError, match="batch_size"):
-        trainer.predict(batches(x), batch_size=16)
-    assert_same_weights(model, initial)
+    reference, model = twins()
+    expected = reference.fit(batches(x, y), batch_size=16, epochs=2, verbose=0)
+    trainer = trainer_for(model, jit_compile=False)
+    history = trainer.fit(batches(x, y), batch_size=16, epochs=2, verbose=0)
+    assert_same_history(history, expected)
+    assert_same_weights(model, reference)
+    assert_same_logs(trainer.evaluate(batches(x, y), batch_size=16, verbose=0, return_dict=True),
+                     reference.evaluate(batches(x, y), batch_size=16, verbose=0,
+                                        return_dict=True))
+    np.testing.assert_allclose(trainer.predict(batches(x), batch_size=16, verbose=0),
+                               reference.predict(batches(x), batch_size=16, verbose=0),
+                               rtol=0, atol=TOLERANCE)
 
 
 def test_y_or_sample_weight_beside_a_dataset_is_an_error():
@@ -346,7 +348,7 @@ def test_elements_that_do_not_fit_the_model(name, make, expected):
         if call == "fit":
             message = _refused(lambda t: t.fit(make(), epochs=2, shuffle=False, verbose=0), "")
         else:
-            message = _refused(lambda t: t.evaluate(make()), "")
+            message = _refused(lambda t: t.evaluate(make(), verbose=0, return_dict=True), "")
         assert "element spec" in message.lower() or "element_spec" in message, message
         for pattern in expected:
             assert re.search(pattern, message), f"{name}, {call}: {pattern!r} not in {message!r}"
@@ -356,7 +358,7 @@ def test_dataset_without_labels_for_a_loss_that_needs_them():
     message = _refused(lambda t: t.fit(batches(X), shuffle=False, verbose=0),
                        r"(?i)label|target|`y`")
     assert "(None, 8)" in message and "spec" in message.lower(), message
-    _refused(lambda t: t.evaluate(batches(X)), r"(?i)label|target|`y`")
+    _refused(lambda t: t.evaluate(batches(X), verbose=0, return_dict=True), r"(?i)label|target|`y`")
 
 
 def test_validation_data_that_does_not_fit_is_refused_before_the_first_epoch():
@@ -376,7 +378,7 @@ def test_infinite_dataset_without_steps_is_an_error():
              "steps_per_epoch")
     _refused(lambda t: t.fit(batches(X, Y), validation_data=batches(X, Y).repeat(),
                              shuffle=False, verbose=0), "validation_steps")
-    _refused(lambda t: t.evaluate(batches(X, Y).repeat()), "steps")
+    _refused(lambda t: t.evaluate(batches(X, Y).repeat(), verbose=0, return_dict=True), "steps")
     _refused(lambda t: t.predict(batches(X).repeat()), "steps")
 
 
@@ -391,5 +393,5 @@ def test_empty_pipelines_are_an_error():
                              shuffle=False, verbose=0), empty)
     _refused(lambda t: t.fit(batches(X, Y), validation_data=batches(X, Y).take(0),
                              shuffle=False, verbose=0), empty)
-    _refused(lambda t: t.evaluate(batches(X, Y).take(0)), empty)
+    _refused(lambda t: t.evaluate(batches(X, Y).take(0), verbose=0, return_dict=True), empty)
     _refused(lambda t: t.predict(batches(X).take(0)), empty)

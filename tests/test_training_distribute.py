@@ -65,7 +65,7 @@ def run(strategy, kind, sample_weight=None, batch_size=32):
     history = trainer.fit(x, targets, batch_size=batch_size, epochs=2, shuffle=False,
                           verbose=0, sample_weight=sample_weight,
                           validation_data=(x[:41], targets[:41]))
-    evaluation = trainer.evaluate(x, targets, batch_size=batch_size)
+    evaluation = trainer.evaluate(x, targets, batch_size=batch_size, verbose=0, return_dict=True)
     return {"weights": [w.tolist() for w in model.get_weights()],
             "history": history.history, "evaluation": evaluation}
 

@@ -66,7 +66,7 @@ trainer = Trainer(model, "sparse_categorical_crossentropy", optimizer,
 history = trainer.fit(x, y, batch_size=16, epochs=2, sample_weight=sample_weight,
                       validation_data=(x[:301], y[:301]), verbose=0)
 report("auto", trainer, model, history)
-results["auto"]["evaluation"] = trainer.evaluate(x[:333], y[:333], batch_size=50)
+results["auto"]["evaluation"] = trainer.evaluate(x[:333], y[:333], batch_size=50, verbose=0, return_dict=True)
 
 model, optimizer = build(groups=True)
 trainer = Trainer(model, "sparse_categorical_crossentropy", optimizer, metrics=["accuracy"],
@@ -112,7 +112,7 @@ def _single_process_reference():
     history = trainer.fit(x, y, batch_size=16, epochs=2, sample_weight=sample_weight,
                           validation_data=(x[:301], y[:301]), verbose=0)
     auto = {"weights": model.get_weights(), "history": history.history,
-            "evaluation": trainer.evaluate(x[:333], y[:333], batch_size=50)}
+            "evaluation": trainer.evaluate(x[:333], y[:333], batch_size=50, verbose=0, return_dict=True)}
     model = mlp(seed=1, kernel_regularizer=keras.regularizers.l2(0.01))
     trainer = Trainer(model, "sparse_categorical_crossentropy",
                       {model.layers[0]: keras.optimizers.SGD(0.1),

@@ -68,7 +68,7 @@ def test_fit_and_evaluate_release_every_finished_iterator(monkeypatch):
     dataset = tf.data.Dataset.from_tensor_slices((x, y, w)).shuffle(200, seed=1).batch(16)
     trainer = trainer_for(mlp(seed=1))
     trainer.fit(dataset, epochs=3, validation_data=dataset, verbose=0)
-    assert np.isfinite(trainer.evaluate(dataset)["loss"])
+    assert np.isfinite(trainer.evaluate(dataset, verbose=0, return_dict=True)["loss"])
     # Two per training epoch (Keras makes the next epoch's at the end of one, and a
     # new one at its start), one per validation and evaluation pass.
     assert len(made) == 10

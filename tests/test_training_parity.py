@@ -83,7 +83,7 @@ def test_train_step_traced_once_across_epochs_fits_and_sizes():
     # Epochs with a smaller last batch, validation, new sizes, a new batch size.
     trainer.fit(x, y, epochs=3, batch_size=32, validation_data=(x[:40], y[:40]), verbose=0)
     trainer.fit(x[:70], y[:70], epochs=2, batch_size=16, verbose=0)
-    trainer.evaluate(x[:33], y[:33], batch_size=8)
+    trainer.evaluate(x[:33], y[:33], batch_size=8, verbose=0, return_dict=True)
     assert trainer.trace_counts == {"train_step": 1, "test_step": 1, "predict_step": 0}
     # Sample weights change the data's structure: one more trace, then no more.
     weights = np.ones(100, "float32")

@@ -64,7 +64,7 @@ def test_overflowing_weights_with_finite_loss_are_detected():
         (dict(batch_size=0), r"`batch_size` must be an integer >= 1; received batch_size=0"),
         (dict(epochs=-1), r"`epochs` must be an integer >= 0; received epochs=-1"),
         (dict(sample_weight=np.ones(7)), r"`x` and `sample_weight` must have the same number of samples; received 40 and 7"),
-        (dict(sample_weight=np.ones((40, 2))), r"`sample_weight` must be a vector of shape \(40,\)"),
+        (dict(sample_weight=np.ones((40, 2))), r"`sample_weight` must have shape \('n',\) or \('n', 1\) .*received shape \(40, 2\)"),
         (dict(validation_data=(np.zeros((5, 8)),)), r"`validation_data` must be a tuple"),
         (dict(validation_data=(np.zeros((5, 8)), np.full(5, 7))), r"`validation_data\[1\]` labels must be in \[0, 2\]"),
         (dict(verbose=3), r"`verbose` must be one of"),

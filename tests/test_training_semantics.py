@@ -31,7 +31,7 @@ def test_loss_is_mean_main_loss_plus_model_losses():
     extra = sum(float(term) for term in model.losses)
     assert extra > 1e-3  # the model really has extra terms
     np.testing.assert_allclose(history.history["loss"][0], main + extra, rtol=1e-5)
-    np.testing.assert_allclose(trainer.evaluate(x, y, batch_size=40)["loss"], main + extra, rtol=1e-5)
+    np.testing.assert_allclose(trainer.evaluate(x, y, batch_size=40, verbose=0, return_dict=True)["loss"], main + extra, rtol=1e-5)
 
 
 def test_sample_weights_and_regularization_match_keras_fit():
@@ -76,8 +76,8 @@ def test_evaluate_matches_keras_and_does_not_accumulate():
     x, y = classification_data(50, seed=4)
     model = mlp(seed=4)
     trainer = Trainer(model, SPARSE_CE, "sgd", metrics=["accuracy"])
-    first = trainer.evaluate(x[:20], y[:20], batch_size=8)
-    second = trainer.evaluate(x[20:], y[20:], batch_size=8)
+    first = trainer.evaluate(x[:20], y[:20], batch_size=8, verbose=0, return_dict=True)
+    second = trainer.evaluate(x[20:], y[20:], batch_size=8, verbose=0, return_dict=True)
     model.compile("sgd", SPARSE_CE, metrics=["accuracy"])
     expected = model.evaluate(x[20:], y[20:], batch_size=8, verbose=0, return_dict=True)
     assert set(second) == {"loss", "accuracy"}

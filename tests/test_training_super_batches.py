@@ -53,7 +53,7 @@ def no_per_step_loop(monkeypatch):
 
 
 def _source(dataset, steps=None):
-    return DatasetSource(dataset, None, None, batch_size=None, steps=steps, shuffle=False,
+    return DatasetSource(dataset, None, None, steps=steps, shuffle=False,
                          names=("x", "y", "sample_weight"))
 
 
@@ -207,7 +207,7 @@ def test_evaluation_passes_read_super_batches(no_per_step_evaluation):
     for name, dataset, steps in (("one pass", ordered, None),
                                  ("40 steps of a repeated pipeline", ordered.repeat(), 40)):
         expected = reference.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
-        logs = trainer.evaluate(dataset, steps=steps)
+        logs = trainer.evaluate(dataset, steps=steps, verbose=0, return_dict=True)
         assert sorted(logs) == sorted(expected), name
         for key, value in expected.items():
             np.testing.assert_allclose(logs[key], value, rtol=0, atol=1e-5, err_msg=name)

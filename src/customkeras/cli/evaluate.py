@@ -51,8 +51,8 @@ def handle(args: argparse.Namespace) -> int:
         model, experiments.build_loss(dataset, settings.loss, settings.threshold or 1.0),
         metrics=experiments.build_metrics(dataset, settings.metrics, settings.threshold or 1.0),
         jit_compile=config.JIT_COMPILE[settings.jit_compile])  # the run's test numbers
-    results = artifacts.as_test_metrics(trainer.evaluate(x_test, y_test,
-                                                         batch_size=settings.batch_size))
+    results = artifacts.as_test_metrics(trainer.evaluate(
+        x_test, y_test, batch_size=settings.batch_size, verbose=0, return_dict=True))
     if args.json:
         print(json.dumps(results))
     else:

@@ -166,7 +166,7 @@ def _evaluate(trainer, data: _Data, batch_size: int) -> dict:
     if data.test is None:
         return {}
     args, kwargs = custom.fit_arguments(data.test)
-    results = trainer.evaluate(*args, batch_size=batch_size, **kwargs)
+    results = trainer.evaluate(*args, batch_size=batch_size, **kwargs, verbose=0, return_dict=True)
     return {name: float(value) for name, value in results.items()}
 
 

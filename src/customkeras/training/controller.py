@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from customkeras.training.callback_hooks import per_batch
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.keras_backup import BackupAndRestoreSupport
 from customkeras.training.model_setup import optimizers_of
@@ -105,7 +106,8 @@ class Controller:
                 if saved_seed is not None:
                     state.seed = seed = saved_seed
             if train.kind != "arrays":
-                train.use_super_batches(self._super_batch_size(train))
+                train.use_super_batches(None if self._limit(callback_list, "train")
+                                        else self._super_batch_size(train))
                 if start > 0:
                     train.fast_forward(start, self.strategy)  # the iterators before `start`
             progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
@@ -136,6 +138,12 @@ class Controller:
             if progress is not None:
                 progress.close()
         return _history(callback_list)
+
+    def _limit(self, callbacks, kind):
+        """1 where a callback must see every batch of a `kind` pass and the planner
+        adapts `steps_per_execution` (a fixed one is the user's choice, as under
+        Keras: once per execution), else None."""
+        return 1 if self.planner.adaptive and per_batch(callbacks, kind) else None
 
     def _super_batch_size(self, source, purpose="train"):
         """Batches per super-batch for `purpose` on `source` (None: plain batches):
@@ -187,7 +195,8 @@ class Controller:
         xla = self._xla("train", source)
         logs = dict(state.logs) if first_step else {}
         for step, count, use_xla in self.planner.executions(
-                source.num_samples, source.batch_size, xla, start=first_step):
+                source.num_samples, source.batch_size, xla, start=first_step,
+                limit=self._limit(callbacks, "train")):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
@@ -213,7 +222,8 @@ class Controller:
         size = source.super_batch or 1
         loop = self._iterator_loop("train", source, source.super_batch)
         for step, count, use_xla in self.planner.stream(total, xla, start=first_step,
-                                                        multiple=size):
+                                                        multiple=size,
+                                                        limit=self._limit(callbacks, "train")):
             if self.coordinator.should_stop():
                 break
             callbacks.on_train_batch_begin(step)
@@ -264,12 +274,13 @@ class Controller:
         """
         self.model.reset_metrics()
         callbacks.on_test_begin()
-        logs = {}
+        logs, limit = {}, self._limit(callbacks, "test")
         if source.kind == "arrays":
             xla = self._xla("test", source)
             batch_size = tf.constant(source.batch_size)
             for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                                source.batch_size, xla):
+                                                                source.batch_size, xla,
+                                                                limit=limit):
                 callbacks.on_test_batch_begin(step)
                 logs = _floats(self._call(
                     "test", self.loops.test_arrays, source.data, tf.constant(step),
@@ -277,12 +288,13 @@ class Controller:
                 callbacks.on_test_batch_end(step + count - 1, logs)
         else:
             source.on_epoch_begin()
-            size = self._super_batch_size(source, "test")
+            size = None if limit else self._super_batch_size(source, "test")
             iterator = source.pass_iterator(self.strategy, size)
             xla = self._xla("test", source)
             loop = self._iterator_loop("test", source, size)
-            for step, count, use_xla in self.planner.stream(source.steps, xla,
-                                                            multiple=size or 1):
+            # A known length (`steps`, or the data's) bounds the pass, as in Keras.
+            for step, count, use_xla in self.planner.stream(source.steps_per_epoch, xla,
+                                                            multiple=size or 1, limit=limit):
                 callbacks.on_test_batch_begin(step)
                 steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
                 steps_run = int(steps_run)
@@ -304,13 +316,14 @@ class Controller:
     def predict(self, source, callbacks):
         """Returns the model's outputs over one pass, as NumPy (the model's structure)."""
         callbacks.on_predict_begin()
-        parts = []
+        parts, limit = [], self._limit(callbacks, "predict")
         if source.kind == "arrays":
             xla = self._xla("predict", source)
             batch_size = tf.constant(source.batch_size)
             # As in training: XLA on the full batches, the smaller last one plain.
             for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                                source.batch_size, xla):
+                                                                source.batch_size, xla,
+                                                                limit=limit):
                 callbacks.on_predict_batch_begin(step)
                 outputs = self._call(
                     "predict", self.loops.predict_arrays, source.data, tf.constant(step),
@@ -321,7 +334,10 @@ class Controller:
             source.on_epoch_begin()
             iterator = source.pass_iterator(self.strategy)
             xla = self._xla("predict", source)
-            for step, count, use_xla in self.planner.stream(source.steps, xla):
+            # A known length (`steps`, or the data's) bounds the pass, as in Keras: no
+            # batch hook is called for a batch that does not exist.
+            for step, count, use_xla in self.planner.stream(source.steps_per_epoch, xla,
+                                                            limit=limit):
                 callbacks.on_predict_batch_begin(step)
                 steps_run, outputs = self._call(
                     "predict", lambda it, n, x: self.loops.predict_iterator(

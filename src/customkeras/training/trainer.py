@@ -7,13 +7,17 @@ in-graph loops (`loops`), the data sources (`sources`) and the host-side control
 
 import keras
 import tensorflow as tf
+from keras.src.trainers.data_adapters import array_slicing
 
 from customkeras import _checks
 from customkeras.training import distribution, model_setup, objectives
+from customkeras.training.callback_hooks import as_callbacks
 from customkeras.training.controller import Controller
 from customkeras.training.executions import ExecutionPlanner
 from customkeras.training.loops import Loops
+from customkeras.training.progress import VERBOSE_CHOICES
 from customkeras.training.sources import ArrayCache, is_dataset_like, make_source
+from customkeras.training.sources.arrays import as_arrays
 from customkeras.training.sources import model_fit
 from customkeras.training.steps import make_steps, overrides
 
@@ -28,11 +32,15 @@ class Trainer:
     * `Trainer(model, loss, optimizer, metrics=...)`: the Trainer compiles the model
       with them (as `model.compile` would, with `loss_weights` and
       `weighted_metrics`), and `optimizer` may be per group (exercise 13b);
-    * `Trainer(model)` with a compiled model: a drop-in for `model.fit`, with the
-      model's compiled loss, `loss_weights`, optimizer and metrics;
+    * `Trainer(model)` with a compiled model: a drop-in for `model.fit`, `evaluate`
+      and `predict` (the same arguments, with Keras's meaning), with the model's
+      compiled loss, `loss_weights`, optimizer and metrics;
     * `Trainer(model)` with a model whose class overrides `train_step` (and
       `test_step`, `predict_step`), as the Keras guide teaches: its own step runs,
       with its own optimizers if it sets them in an overridden `compile` (a GAN).
+
+    Any `keras.Model` is accepted: one that is not compiled can `predict`, and `fit` /
+    `evaluate` refuse it at the call, as Keras does.
 
     The default step is Keras's: the compiled loss (sample-weighted) plus
     `model.losses`, loss scaling under `mixed_float16`, the optimizer's clipping,
@@ -56,7 +64,10 @@ class Trainer:
         steps_per_execution: steps per graph call, or `"auto"` to adapt it so that
             each call takes about 0.2 s (see `executions`). The host reads logs,
             updates the display, calls batch callbacks and checks
-            `model.stop_training` only between calls. Defaults to `"auto"`.
+            `model.stop_training` only between calls. Under `"auto"`, a pass whose
+            callbacks override a batch hook runs one step per call, so that they see
+            every batch as under `fit` (`callback_hooks`); with an integer they are
+            called once per call, as Keras does. Defaults to `"auto"`.
         jit_compile: `True` to compile with XLA, `False` not to. `"auto"` decides
             once per loop kind (train, test, predict) from what a resumed or extended
             run sees the same way, never from timings or run lengths: XLA on a GPU,
@@ -81,7 +92,7 @@ class Trainer:
                       keras.optimizers.Nadam(), metrics=["accuracy"])
     history = trainer.fit(x_train, y_train, epochs=5,
                           validation_data=(x_valid, y_valid), seed=42)
-    trainer.evaluate(x_test, y_test)  # {"loss": ..., "accuracy": ...}
+    trainer.evaluate(x_test, y_test)  # [loss, accuracy], as model.evaluate
     trainer.predict(x_test)           # what model.predict returns
     ```
     """
@@ -110,12 +121,6 @@ class Trainer:
             self._compile_arguments = dict(
                 loss=loss, optimizer=optimizer, metrics=metrics, loss_weights=loss_weights,
                 weighted_metrics=weighted_metrics)
-        elif not (getattr(model, "compiled", False) or overrides(model, "train_step")
-                  or overrides(model, "test_step") or overrides(model, "predict_step")):
-            raise ValueError(
-                f"the model {model.name!r} is not compiled and has no `train_step` of its "
-                "own: pass a loss and an optimizer, `Trainer(model, loss, optimizer)`, "
-                "compile the model first, or override `train_step` in its class")
         if run_eagerly is None:
             run_eagerly = bool(getattr(model, "run_eagerly", False))
         self.run_eagerly = run_eagerly
@@ -162,63 +167,91 @@ class Trainer:
             return {}
         return dict(self._controller.xla.decisions)
 
-    def fit(self, x=None, y=None, *, epochs=1, batch_size=None, validation_data=None,
-            shuffle=True, sample_weight=None, callbacks=(), verbose="auto", seed=None,
-            initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_freq=1):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, *, seed=None):
         """Trains the model for epochs `initial_epoch` to `epochs - 1`, as `model.fit`.
+
+        The arguments are Keras 3's, in its order and with its meaning; `seed` is the
+        Trainer's own.
 
         Args:
             x: inputs: arrays (a NumPy array or tensor, or a tuple / list / dict of
-                them), a `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, sample_weight)`
-                batches, a generator of such batches, or a `keras.utils.PyDataset`.
+                them; a dict is matched to the model's inputs by name), a
+                `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, sample_weight)` batches,
+                a generator of such batches, or a `keras.utils.PyDataset`.
             y: targets for array inputs (same structures as the model's outputs), or
                 None (streamed data yields them; a model with its own step may need
                 none). Defaults to None.
-            epochs: index of the epoch to stop before (as in Keras). Defaults to 1.
             batch_size: samples per step for arrays; the last step of an epoch takes
-                the rest, as Keras does. Must be None for streamed data. Defaults to
-                None (32).
+                the rest, as Keras does. Ignored for streamed data, which is already
+                batched (as Keras ignores it). Defaults to None: 32, or with
+                `steps_per_epoch` the samples divided among that many steps (Keras's
+                rule).
+            epochs: index of the epoch to stop before (as in Keras). Defaults to 1.
+            verbose: `"auto"`, 0, 1 (progress bars) or 2 (one line per epoch).
+                Defaults to `"auto"`.
+            callbacks: a Keras callback or a list of them. One that overrides a batch
+                hook is called at every batch (see `callback_hooks`). Defaults to
+                None.
+            validation_split: the fraction of the array samples, taken from their end
+                before any shuffling, to validate on instead of training (Keras's
+                rule; arrays only). Ignored when `validation_data` is given. Defaults
+                to 0.0.
             validation_data: `(x_val, y_val)`, `(x_val, y_val, sample_weight_val)`,
                 or streamed data, evaluated at each epoch's end. Defaults to None.
             shuffle: whether to shuffle array samples every epoch (ignored, with a
                 warning, for a dataset). Defaults to True.
-            sample_weight: one weight per sample (arrays only). Defaults to None.
-            callbacks: Keras callbacks. Defaults to none.
-            verbose: `"auto"`, 0, 1 (progress bars) or 2 (one line per epoch).
-                Defaults to `"auto"`.
-            seed: seed of the per-epoch shuffle of arrays, in [0, 2**32 - 1]. The
-                order of epoch `e` depends only on `(seed, e)`, so a resumed run
-                replays the same orders. None draws one from NumPy's global generator
-                (seeded by `keras.utils.set_random_seed`); in a multi-worker run, the
-                chief's draw. Defaults to None.
+            class_weight: `{class_index: weight}`: each sample's loss is weighted by
+                its class's weight (1.0 for classes not listed), from sparse or
+                one-hot targets, for a single-output model; the weights reach a
+                model's own `train_step` as `sample_weight`. Not with `sample_weight`,
+                nor with a generator (Keras refuses both). Defaults to None.
+            sample_weight: weights for array data, of shape `(n,)`, `(n, 1)` or per
+                timestep `(n, t)` (or one per output). Defaults to None.
             initial_epoch: epoch to start from, for resuming. Defaults to 0.
             steps_per_epoch: steps per epoch; with a repeated dataset or a generator
                 the same iterator carries on across epochs. Defaults to None (one
                 whole pass).
             validation_steps: steps per validation pass. Defaults to None (a pass).
+            validation_batch_size: samples per validation step for array validation
+                data. Defaults to None (`batch_size`).
             validation_freq: validate every this many epochs. Defaults to 1.
+            seed: seed of the per-epoch shuffle of arrays, in [0, 2**32 - 1]. The
+                order of epoch `e` depends only on `(seed, e)`, so a resumed run
+                replays the same orders. None draws one from NumPy's global generator
+                (seeded by `keras.utils.set_random_seed`); in a multi-worker run, the
+                chief's draw. Defaults to None.
 
         Returns:
             A `keras.callbacks.History`.
 
         Raises:
-            TypeError, ValueError: bad arguments or data, before any training (in a
-                multi-worker run, also workers whose data or arguments differ).
+            TypeError, ValueError: bad arguments or data, an uncompiled model, before
+                any training (in a multi-worker run, also workers whose data or
+                arguments differ).
             TrainingDivergedError: a NaN or infinite loss or weight.
         """
+        self._require_compiled("fit")
         epochs = _checks.integer("epochs", epochs, 0)
         initial_epoch = _checks.integer("initial_epoch", initial_epoch, 0)
         seed = _checks.optional_seed("seed", seed)
         validation_freq = _checks.integer("validation_freq", validation_freq, 1)
+        callbacks = as_callbacks(callbacks)
         self._check_batch_size(batch_size)
+        if validation_batch_size is not None:
+            _checks.integer("validation_batch_size", validation_batch_size, 1)
+        if validation_data is None and validation_split:
+            (x, y, sample_weight), validation_data = _split_for_validation(
+                x, y, sample_weight, validation_split)
         train = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps_per_epoch,
                             names=("x", "y", "sample_weight"), cache=self._arrays,
-                            shuffle=shuffle)
+                            shuffle=shuffle, class_weight=class_weight)
         validation = None
         if validation_data is not None:
-            validation = self._validation_source(validation_data, batch_size, train,
-                                                 validation_steps)
+            validation = self._validation_source(
+                validation_data, validation_batch_size or batch_size, validation_steps)
         controller = self._setup(train, "train")
         if validation is not None:
             self._check(validation, "test")
@@ -235,21 +268,33 @@ class Trainer:
                                   callbacks=callbacks, verbose=verbose,
                                   validation_freq=validation_freq)
 
-    def evaluate(self, x=None, y=None, *, batch_size=None, sample_weight=None, steps=None,
-                 callbacks=(), return_dict=True):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False):
         """Returns the loss and metrics of the model on the data, as `model.evaluate`.
 
         Args:
             x, y, sample_weight: as for `fit`.
-            batch_size: samples per step for arrays. Defaults to None (32).
+            batch_size: samples per step for arrays (ignored for streamed data).
+                Defaults to None (32).
+            verbose: `"auto"` or 1 (Keras's progress bar), 2 (one line at the end) or
+                0 (silent), as `model.evaluate`. Defaults to `"auto"`.
             steps: at most this many steps. Defaults to None (one pass).
-            callbacks: Keras callbacks (their test hooks are called). Defaults to none.
-            return_dict: return `{"loss": ..., "<metric>": ...}`; False returns the
-                values in that order, as Keras does. Defaults to True.
+            callbacks: a Keras callback or a list of them (their test hooks are
+                called). Defaults to None.
+            return_dict: return `{"loss": ..., "<metric>": ...}`. Defaults to False:
+                as Keras, the loss alone (a float) when there is nothing else, else
+                the list of values in the order of `model.metrics_names`.
 
         Returns:
-            The logs of the pass; the loss includes `model.losses`, as in Keras.
+            The results of the pass; the loss includes `model.losses`, as in Keras.
+
+        Raises:
+            ValueError: the model is not compiled (and has no `test_step` of its
+                own), or bad data, before any step.
         """
+        self._require_compiled("evaluate")
+        _check_verbose(verbose)
+        callbacks = as_callbacks(callbacks)
         self._check_batch_size(batch_size)
         source = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps,
                              names=("x", "y", "sample_weight"), cache=self._arrays,
@@ -257,33 +302,43 @@ class Trainer:
         controller = self._setup(source, "test")
         self._coordinator.agree_on_evaluation(_fingerprinted(source),
                                               getattr(source, "batch_size", 0))
-        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        callback_list = keras.callbacks.CallbackList(
+            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
+            steps=source.steps_per_epoch, model=self.model)
         with self.strategy.scope():
             logs = controller.evaluate(source, callback_list)
         if return_dict:
             return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
+        return self.model._flatten_metrics_in_order(logs)  # Keras's order
 
-    def predict(self, x, *, batch_size=None, steps=None, callbacks=()):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Returns the model's outputs for `x`, as `model.predict` does.
+
+        Works on a model that is not compiled, as `model.predict` does.
 
         Args:
             x: inputs: arrays, or streamed data (its targets are ignored).
-            batch_size: samples per step for arrays. Defaults to None (32).
+            batch_size: samples per step for arrays (ignored for streamed data).
+                Defaults to None (32).
+            verbose: `"auto"` or 1 (Keras's progress bar), 2 (one line at the end) or
+                0 (silent), as `model.predict`. Defaults to `"auto"`.
             steps: at most this many steps. Defaults to None (one pass).
-            callbacks: Keras callbacks (their predict hooks are called). Defaults to
-                none.
+            callbacks: a Keras callback or a list of them (their predict hooks are
+                called). Defaults to None.
 
         Returns:
             A NumPy array, or a list / dict of them for a multi-output model.
         """
+        _check_verbose(verbose)
+        callbacks = as_callbacks(callbacks)
         self._check_batch_size(batch_size)
         source = make_source(x, None, None, batch_size=batch_size, steps=steps,
                              names=("x", "y", "sample_weight"), cache=self._arrays,
                              purpose="predict")
         controller = self._setup(source, "predict")
-        callback_list = keras.callbacks.CallbackList(list(callbacks), model=self.model)
+        callback_list = keras.callbacks.CallbackList(
+            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
+            steps=source.steps_per_epoch, model=self.model)
         with self.strategy.scope():
             return controller.predict(source, callback_list)
 
@@ -294,11 +349,22 @@ class Trainer:
         if batch_size is not None:
             _checks.integer("batch_size", batch_size, 1)
 
-    def _validation_source(self, validation_data, batch_size, train, steps):
+    def _require_compiled(self, method):
+        """Keras's refusal of `fit` / `evaluate` on an uncompiled model, at the call."""
+        step = "train_step" if method == "fit" else "test_step"
+        if (self._compile_arguments is None and not getattr(self.model, "compiled", False)
+                and not overrides(self.model, step)):
+            raise ValueError(
+                f"You must call `compile()` before using the model: `{method}` needs the "
+                f"model's loss, and the model {self.model.name!r} is not compiled (as "
+                f"Keras's `model.{method}` refuses it). Compile it, or pass a loss and an "
+                "optimizer to Trainer: `Trainer(model, loss, optimizer)`. (`predict` "
+                "works without.)")
+
+    def _validation_source(self, validation_data, batch_size, steps):
         if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             x, y, *rest = validation_data
-            return make_source(x, y, rest[0] if rest else None,
-                               batch_size=getattr(train, "batch_size", batch_size),
+            return make_source(x, y, rest[0] if rest else None, batch_size=batch_size,
                                steps=steps, names=VALIDATION_NAMES, cache=self._arrays,
                                purpose="evaluate")
         if is_dataset_like(validation_data):
@@ -379,6 +445,10 @@ class Trainer:
         loss = objectives.resolve_loss(loss)
         if source.kind == "arrays":
             model_fit.check_labels(loss, source.y_arrays, tuple(outputs.shape), y_label)
+            weights = source.sample_weight_arrays
+            if weights is not None and not tf.nest.is_nested(weights):
+                model_fit.check_sample_weights(weights, tuple(outputs.shape),
+                                               f"`{source.names[2]}`")
         else:
             model_fit.check_label_spec(
                 loss, y_spec, tuple(outputs.shape),
@@ -393,6 +463,26 @@ class Trainer:
                 seen.add(id(variable))
                 state.append(variable)
         return state
+
+
+def _check_verbose(verbose):
+    if verbose not in VERBOSE_CHOICES or isinstance(verbose, bool):
+        raise ValueError(f"`verbose` must be one of {VERBOSE_CHOICES}; received "
+                         f"verbose={verbose!r}")
+
+
+def _split_for_validation(x, y, sample_weight, validation_split):
+    """Keras's `validation_split`: the last fraction of the arrays, before shuffling."""
+    fraction = _checks.finite_float("validation_split", validation_split, 0.0, 1.0,
+                                    max_inclusive=False)
+    if is_dataset_like(x):
+        raise ValueError(
+            "`validation_split` is only supported for arrays (NumPy arrays or tensors), as "
+            f"in Keras; received validation_split={validation_split!r} with `x` of type "
+            f"{type(x).__name__}: pass `validation_data` instead")
+    arrays = tuple(None if part is None else as_arrays(part, name) for part, name in
+                   ((x, "x"), (y, "y"), (sample_weight, "sample_weight")))
+    return array_slicing.train_validation_split(arrays, validation_split=fraction)
 
 
 def _fingerprinted(source):

@@ -164,6 +164,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 state.resume(self.completed_epochs, restore=lambda s: tf.train.Checkpoint(
                     iterator=s.iterator).read(prefix).expect_partial())
 
+    # Its batch hook only needs where an execution ended: the Trainer keeps its fast
+    # path (one call per execution) for it (`training.callback_hooks`).
+    batch_hooks_per_execution = True
+
     def on_epoch_begin(self, epoch, logs=None):
         self._last_batch = -1
 

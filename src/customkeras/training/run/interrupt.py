@@ -67,6 +67,10 @@ class GracefulInterrupt(keras.callbacks.Callback):
             self._previous = None
         return False
 
+    # Its batch hook only needs where an execution ended: the Trainer keeps its fast
+    # path (one call per execution) for it (`training.callback_hooks`).
+    batch_hooks_per_execution = True
+
     def _reassert(self):
         if self.requested:
             self._model_to_stop.stop_training = True

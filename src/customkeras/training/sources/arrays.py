@@ -14,6 +14,7 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.trainers.data_adapters import data_adapter_utils
 
 from customkeras import _checks
 
@@ -89,6 +90,35 @@ class ArrayCache:
         return tensor
 
 
+def _class_weights(y, sample_weight, class_weight, names):
+    """`fit`'s `class_weight` as one weight per sample, by Keras's rules."""
+    _, y_name, w_name = names
+    if sample_weight is not None:
+        raise ValueError(f"`class_weight` and `{w_name}` cannot be given together (Keras "
+                         "refuses them together); received both: weight the samples by "
+                         "class in `sample_weight` instead")
+    if y is None:
+        raise ValueError(f"`class_weight` needs the targets `{y_name}`; received "
+                         f"{y_name}=None")
+    if tf.nest.is_nested(y):
+        raise ValueError("`class_weight` is only supported for models with a single "
+                         f"output (as in Keras); received `{y_name}` with "
+                         f"{len(tf.nest.flatten(y))} arrays: pass `sample_weight` per output")
+    return data_adapter_utils.class_weight_to_sample_weights(y, class_weight).astype("float32")
+
+
+def _per_output(y, sample_weight, name):
+    """One sample-weight array for several outputs is used for each (Keras's rule)."""
+    if sample_weight is None or not tf.nest.is_nested(y) or tf.nest.is_nested(sample_weight):
+        return sample_weight
+    if sample_weight.ndim > 2 or (sample_weight.ndim == 2 and sample_weight.shape[1] != 1):
+        raise ValueError(
+            f"`{name}` must hold one weight per sample, shape (n,) or (n, 1), when it is "
+            "one array for a model with several outputs (Keras's rule); received shape "
+            f"{sample_weight.shape}: pass one array per output for other shapes")
+    return tf.nest.map_structure(lambda _: sample_weight, y)
+
+
 class ArraySource:
     """In-memory arrays as the data of one `fit` / `evaluate` / `predict` call.
 
@@ -96,13 +126,17 @@ class ArraySource:
         x: inputs: an array-like, or a tuple / list / dict of them.
         y: targets (same structures), or None (for models whose own step needs none,
             and for `predict`).
-        sample_weight: one weight per sample (or a structure of them per output), or
-            None.
-        batch_size: samples per step.
+        sample_weight: weights of shape `(n,)`, `(n, 1)` or `(n, t)` (per timestep),
+            or a structure of them per output; one array for several outputs is
+            used for each (Keras's rule). Defaults to None.
+        batch_size: samples per step, or None: 32, or with `steps` the samples
+            divided among them (Keras's rule).
         steps: at most this many steps per pass, or None for all.
         names: the argument names for messages.
         cache: the `ArrayCache` that keeps device copies.
         purpose: `"fit"`, `"evaluate"` or `"predict"`.
+        class_weight: `{class: weight}` (checked), turned into sample weights from
+            `y`, as Keras does, or None. Defaults to None.
 
     Attributes:
         data: the tensors in the structure Keras passes to a step: `x`, `(x, y)` or
@@ -113,10 +147,10 @@ class ArraySource:
     kind = "arrays"
     checkpointable = True  # an epoch's order is a function of (seed, epoch)
 
-    def __init__(self, x, y, sample_weight, *, batch_size, steps, names, cache, purpose):
+    def __init__(self, x, y, sample_weight, *, batch_size, steps, names, cache, purpose,
+                 class_weight=None):
         x_name, y_name, w_name = names
         self.names = names
-        self.batch_size = _checks.integer("batch_size", batch_size, 1)
         if x is None:
             raise ValueError(f"`{x_name}` must be given; received {x_name}=None")
         x = as_arrays(x, x_name)
@@ -124,20 +158,23 @@ class ArraySource:
         if sample_weight is not None:
             sample_weight = tf.nest.map_structure(
                 lambda w: w.astype("float32"), as_arrays(sample_weight, w_name))
+        if class_weight is not None:
+            sample_weight = _class_weights(y, sample_weight, class_weight, names)
+        sample_weight = _per_output(y, sample_weight, w_name)
         self.num_samples = self._check_lengths(x, y, sample_weight, names)
-        self.x_arrays, self.y_arrays = x, y
+        if batch_size is None:
+            batch_size = -(-self.num_samples // steps) if steps else 32
+        self.batch_size = _checks.integer("batch_size", batch_size, 1)
+        self.x_arrays, self.y_arrays, self._weights = x, y, sample_weight
         passes = -(-self.num_samples // self.batch_size)
         self.steps_per_epoch = passes if steps is None else min(
             passes, _checks.integer("steps", steps, 1))
         self.num_samples = min(self.num_samples, self.steps_per_epoch * self.batch_size)
         x_t, y_t, w_t = (None if part is None else tf.nest.map_structure(cache.tensor, part)
                          for part in (x, y, sample_weight))
-        if y is None and sample_weight is None:
-            self.data = x_t
-        elif sample_weight is None:
-            self.data = (x_t, y_t)
-        else:
-            self.data = (x_t, y_t, w_t)
+        # Keras's packing: `x` alone, `(x,)` for a list or tuple of inputs (so that a
+        # step does not take its inputs for `(x, y)`), `(x, y)` or `(x, y, w)`.
+        self.data = data_adapter_utils.pack_x_y_sample_weight(x_t, y_t, w_t)
         self.purpose = purpose
 
     @staticmethod
@@ -160,13 +197,14 @@ class ArraySource:
                     f"received {n} and {other[0] if len(other) == 1 else other}")
         if sample_weight is not None:
             for weights in tf.nest.flatten(sample_weight):
-                if weights.ndim != 1:
-                    raise ValueError(
-                        f"`{w_name}` must be a vector of shape ({n},), one weight per "
-                        f"sample; received shape {weights.shape}")
                 if not np.all(np.isfinite(weights)) or np.any(weights < 0):
                     raise ValueError(f"`{w_name}` must be finite and >= 0")
         return n
+
+    @property
+    def sample_weight_arrays(self):
+        """The sample weights as NumPy arrays (a structure per output), or None."""
+        return self._weights
 
     @property
     def element_spec(self):

@@ -63,10 +63,12 @@ class DatasetSource:
     Args:
         x: a `tf.data.Dataset`, a generator or a `keras.utils.PyDataset`.
         y, sample_weight: must be None (the data yields them).
-        batch_size: must be None (the data is already batched).
         steps: steps per epoch / pass, or None for one whole pass.
         shuffle: `fit`'s `shuffle` (ignored, with Keras's warning).
         names: the argument names for messages.
+        class_weight: `fit`'s `{class: weight}`, or None: Keras's adapters add the
+            weights to a dataset's or a `PyDataset`'s batches, and refuse it for a
+            generator. Defaults to None.
 
     Attributes:
         dataset: the `tf.data.Dataset` of batches.
@@ -77,7 +79,7 @@ class DatasetSource:
 
     kind = "iterator"
 
-    def __init__(self, x, y, sample_weight, *, batch_size, steps, shuffle, names):
+    def __init__(self, x, y, sample_weight, *, steps, shuffle, names, class_weight=None):
         x_name, y_name, w_name = names
         self.names = names
         kind = _kind(x)
@@ -85,9 +87,6 @@ class DatasetSource:
             if value is not None:
                 raise ValueError(f"`{name}` must be None when `{x_name}` is {kind} (it "
                                  f"yields them); received {name} of type {type(value).__name__}")
-        if batch_size is not None:
-            raise ValueError(f"`batch_size` must be None when `{x_name}` is {kind}, which "
-                             f"yields batches; received batch_size={batch_size!r}")
         self.steps = None if steps is None else _checks.integer("steps", steps, 1)
         with warnings.catch_warnings():
             if isinstance(x, tf.data.Dataset) and shuffle:
@@ -96,8 +95,15 @@ class DatasetSource:
                     "the dataset itself (`dataset.shuffle(buffer_size)`).", stacklevel=4)
             warnings.simplefilter("ignore")  # Keras's own copy of that warning
             self.adapter = get_data_adapter(x, steps_per_epoch=self.steps,
-                                            shuffle=shuffle if isinstance(x, PyDataset) else False)
-        self.dataset = self.adapter.get_tf_dataset() if not isinstance(x, tf.data.Dataset) else x
+                                            shuffle=shuffle if isinstance(x, PyDataset) else False,
+                                            class_weight=class_weight)
+        # A dataset is used as it is (its type tells whether its batches have one size,
+        # `super_batches`), or as Keras's adapter maps it to add class weights.
+        self.dataset = self.adapter.get_tf_dataset() if not isinstance(
+            x, tf.data.Dataset) or class_weight is not None else x
+        # The user's pipeline holds a reshuffling seed's state: iterators are counted
+        # on it, whether or not class weights are mapped over it.
+        self._counted = x if isinstance(x, tf.data.Dataset) else self.dataset
         self.element_spec = self.dataset.element_spec
         self.name = x_name
         cardinality = int(self.dataset.cardinality()) if isinstance(x, tf.data.Dataset) else -2
@@ -202,7 +208,7 @@ class DatasetSource:
         run), but for those this process has already made of the same tf.data
         pipeline (repeated `fit(..., initial_epoch=e)` calls continue from them, as
         under Keras); the position of one that carries on comes from a checkpoint."""
-        self._already_made = _ITERATORS_MADE.get(self.dataset, 0) if self.checkpointable else 0
+        self._already_made = _ITERATORS_MADE.get(self._counted, 0) if self.checkpointable else 0
         try:
             self._fast_forward(epochs, strategy)
         finally:
@@ -239,7 +245,7 @@ class DatasetSource:
 
     def _iter(self, dataset):
         if self.checkpointable:
-            _ITERATORS_MADE[self.dataset] = _ITERATORS_MADE.get(self.dataset, 0) + 1
+            _ITERATORS_MADE[self._counted] = _ITERATORS_MADE.get(self._counted, 0) + 1
         return iter(dataset)
 
     def _dataset_for(self, strategy, super_batch):

@@ -18,6 +18,54 @@ def _shape(spec):
     return shape if shape[:1] != (None,) else ("n",) + shape[1:]
 
 
+def _keyed(label, key):
+    """`x` and key `'title'` -> "`x['title']`" (or the label, then the key)."""
+    if label.startswith("`") and label.endswith("`"):
+        return f"{label[:-1]}{key}`"
+    return f"{label} {key}"
+
+
+def paired_inputs(model, x_spec, label):
+    """`[(label, model input, spec)]`: the data's inputs paired with `model.inputs` as
+    Keras pairs them, or `[]` where that cannot be known (a subclassed model).
+
+    A dict is matched by key to a model built on a dict of inputs, and otherwise by
+    the names of `model.inputs` (`keras.Input(name=...)`), as Keras's functional
+    models do; anything else is matched by position (flattened).
+
+    Raises:
+        ValueError: a dict lacks one of the model's inputs.
+    """
+    inputs = getattr(model, "inputs", None) if model.built else None
+    if not inputs:
+        return []
+    struct = getattr(model, "_inputs_struct", None)
+    if isinstance(x_spec, dict):
+        if isinstance(struct, dict):
+            wanted = {key: struct[key] for key in struct}
+        else:
+            wanted = {tensor.name: tensor for tensor in inputs}
+        missing = [key for key in wanted if key not in x_spec]
+        if missing:
+            raise ValueError(
+                f"{label} must be a dict with a key for each of the model's inputs "
+                f"{sorted(wanted)} (matched by name, as Keras matches them); received "
+                f"the keys {sorted(x_spec)}, without {sorted(missing)}")
+        return [(_keyed(label, f"[{key!r}]"), tensor, x_spec[key])
+                for key, tensor in wanted.items()
+                if not tf.nest.is_nested(tensor) and not tf.nest.is_nested(x_spec[key])]
+    try:
+        flat = tf.nest.flatten(x_spec)
+    except TypeError:
+        return []
+    if len(inputs) != len(flat):
+        return []
+    if len(flat) == 1:
+        return [(label, inputs[0], flat[0])]
+    return [(_keyed(label, f"[{index}]"), tensor, spec)
+            for index, (tensor, spec) in enumerate(zip(inputs, flat))]
+
+
 def check_inputs(model, x_spec, label):
     """Checks the rank, sizes and dtype of the inputs `x_spec` against `model.inputs`.
 
@@ -29,22 +77,32 @@ def check_inputs(model, x_spec, label):
     for spec in tf.nest.flatten(x_spec):
         if not (spec.dtype.is_floating or spec.dtype.is_integer or spec.dtype.is_bool):
             raise ValueError(f"{label} must be numeric; received {spec}")
-    inputs = getattr(model, "inputs", None) if model.built else None
-    try:
-        flat = tf.nest.flatten(x_spec)
-    except TypeError:
-        return
-    if not inputs or len(inputs) != len(flat):
-        return
-    for tensor, spec in zip(inputs, flat):
+    for name, tensor, spec in paired_inputs(model, x_spec, label):
         expected = tuple(tensor.shape)
         actual = tuple(spec.shape)
         if len(expected) != len(actual) or any(
                 e is not None and a is not None and e != a
                 for e, a in zip(expected[1:], actual[1:])):
             raise ValueError(
-                f"{label} must have shape {('n',) + expected[1:]} to match the model "
-                f"input; received shape {_shape(spec)}")
+                f"{name} must have shape {('n',) + expected[1:]} to match the model "
+                f"input {tensor.name!r}; received shape {_shape(spec)}")
+
+
+def check_sample_weights(weights, output_shape, label):
+    """Checks in-memory sample weights against a single output's shape.
+
+    Keras weighs the loss of each sample, or of each timestep: weights of shape
+    `(n,)`, `(n, 1)`, or the output's shape without its last axis (`(n, t)` for
+    outputs `(n, t, classes)`), with or without a trailing 1.
+    """
+    per_sample = tuple(output_shape[1:-1])
+    shape = tuple(weights.shape[1:])
+    allowed = {(), (1,), per_sample, per_sample + (1,)}
+    if shape not in allowed:
+        wanted = " or ".join(str(("n",) + s) for s in sorted(allowed, key=len))
+        raise ValueError(f"{label} must have shape {wanted} (one weight per sample, or per "
+                         f"timestep) for outputs of shape {('n',) + tuple(output_shape[1:])}; "
+                         f"received shape {weights.shape}")
 
 
 def output_spec(model, x_spec):
