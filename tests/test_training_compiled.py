@@ -203,7 +203,8 @@ def test_mixed_bfloat16_runs_as_fit(dtype_policy):
     reference, model = _twins(lambda: _regressor(7), loss="mse", metrics=["mae"])
     assert model.layers[0].compute_dtype == "bfloat16"
     expected = reference.fit(x, y, **FIT, epochs=2)
-    history = Trainer(model).fit(x, y, **FIT, epochs=2)
+    # Plain steps, as `fit`'s: bfloat16 rounding magnifies XLA's other float order.
+    history = Trainer(model, jit_compile=False).fit(x, y, **FIT, epochs=2)
     assert np.all(np.isfinite(history.history["loss"]))
     assert_same_run(history, expected, model, reference, _regressor(7).get_weights())
 
@@ -252,7 +253,9 @@ def test_gradient_clipping_options(option):
 
     reference, model = _twins(lambda: _regressor(10), loss="mse", optimizer=clipped)
     expected = reference.fit(x, y, **FIT, epochs=2)
-    history = Trainer(model).fit(x, y, **FIT, epochs=2)
+    # Plain steps, as `fit`'s: the losses are ~3e3, where XLA's float order moves the
+    # fifth decimal.
+    history = Trainer(model, jit_compile=False).fit(x, y, **FIT, epochs=2)
     assert_same_run(history, expected, model, reference, _regressor(10).get_weights())
     unclipped = _compiled(lambda: _regressor(10), loss="mse",
                           optimizer=lambda: keras.optimizers.SGD(0.01))

@@ -94,21 +94,33 @@ def test_execution_sizes_never_change_the_bits_on_arrays(steps_per_execution):
 
 
 def _stream():
+    # 1,000 samples in batches of 8: 125 batches, so the pass ends with a ragged
+    # super-batch of 29 batches whose steps run one at a time.
     return tf.data.Dataset.from_tensor_slices((X, Y)).batch(8)
 
 
-@pytest.mark.parametrize("steps_per_execution", [32, 96])
-def test_execution_sizes_of_super_batches_never_change_the_bits(steps_per_execution):
-    # tf.data under XLA reads super-batches of 32 batches: any multiple of 32 per
-    # execution (and "auto", which plans multiples of 32) gives the same bits.
-    def run(spe):
+class _EveryBatch(keras.callbacks.Callback):
+    """A batch hook: under `steps_per_execution="auto"`, one step per execution."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
+@pytest.mark.parametrize("steps_per_execution, callbacks", [
+    (1, ()), (7, ()), (32, ()), (96, ()), ("auto", (_EveryBatch(),))])
+def test_super_batches_or_steps_one_by_one_give_the_same_bits(steps_per_execution, callbacks):
+    # tf.data under XLA reads super-batches of 32 batches where executions are
+    # multiples of 32 ("auto" plans them), else one batch per step; a step computes
+    # the same bits either way, the ragged last super-batch's included.
+    def run(spe, callbacks=()):
         model = dropout_mlp()
         trainer = Trainer(model, "sparse_categorical_crossentropy", "adam",
                           steps_per_execution=spe)
-        history = trainer.fit(_stream(), epochs=2, verbose=0, shuffle=False)
+        history = trainer.fit(_stream(), epochs=2, verbose=0, shuffle=False,
+                              callbacks=list(callbacks))
         return history, model
 
-    history, model = run(steps_per_execution)
+    history, model = run(steps_per_execution, callbacks)
     expected, reference = run("auto")
     assert history.history == expected.history
     assert max_abs_difference(model.get_weights(), reference.get_weights()) == 0

@@ -141,24 +141,24 @@ class LoopBodies:
         steps_run, finite, logs = self._over_iterator(iterator, num_steps, logs_spec, run)
         return self._finish_train(steps_run, finite, logs, logs_spec)
 
-    def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps,
-                            plain):
+    def _super_batches_loop(self, kind, xla_steps, logs_spec, size, iterator, num_steps):
         # One `get_next` per super-batch `(batches, lengths)`. A full one of equal
-        # batches runs its `size` steps in one call (XLA-compiled for one shape, unless
-        # `plain`); any other (a pass's last, with its smaller batch) runs one step at
-        # a time. The controller's executions end on super-batch boundaries.
+        # batches runs its `size` steps in one call (XLA-compiled for one shape); any
+        # other (a pass's last, with its smaller batch) runs one step at a time, each
+        # step XLA-compiled as on the per-step path: a step computes the same bits
+        # whichever path reads its batch (super-batches or not: `steps_per_execution`,
+        # a per-batch callback), so they never change a run's numbers. The
+        # controller's executions end on super-batch boundaries.
         def run(element, step, logs):
             batches, lengths = element
             count = tf.minimum(tf.shape(lengths)[0], num_steps - step)
             regular = tf.logical_and(tf.equal(count, size),
                                      tf.reduce_all(tf.equal(lengths, lengths[0])))
-            if xla_steps:
-                regular = tf.logical_and(regular, tf.logical_not(plain))
             return tf.cond(
                 regular,
                 lambda: self.strategy.run(self._equal_batches_steps(kind, xla_steps),
                                           args=(batches, size, logs)),
-                lambda: self.strategy.run(self._batch_by_batch_steps(kind),
+                lambda: self.strategy.run(self._batch_by_batch_steps(kind, xla_steps),
                                           args=(batches, lengths, count, logs)))
 
         steps_run, finite, logs = self._over_iterator(iterator, num_steps, logs_spec, run)
@@ -166,11 +166,13 @@ class LoopBodies:
             return self._finish_train(steps_run, finite, logs, logs_spec)
         return steps_run, (self.model_logs() if logs_spec is None else logs)
 
-    def _steps_over(self, kind, batch_at, count, logs):
+    def _steps_over(self, kind, batch_at, count, logs, xla_step=False):
         """Steps of `kind` on `batch_at(j)` for j < count (training stops after a
-        non-finite one), in the replica context of one replica. Returns `(steps,
-        finite, logs)`."""
+        non-finite one), in the replica context of one replica, each step
+        XLA-compiled alone with `xla_step`. Returns `(steps, finite, logs)`."""
         replica, step = self._replica(kind, sliced=False), getattr(self.steps, kind)
+        if xla_step and not self.run_eagerly:
+            replica = self._xla_replica(kind, replica, False)
 
         def body(j, finite, logs):
             out = replica(batch_at(j))
@@ -194,11 +196,11 @@ class LoopBodies:
             self._functions[key] = tf.function(steps, jit_compile=True, autograph=False)
         return self._functions[key]
 
-    def _batch_by_batch_steps(self, kind):
+    def _batch_by_batch_steps(self, kind, xla_step):
         def steps(batches, lengths, count, logs):
             return self._steps_over(
                 kind, lambda j: tf.nest.map_structure(lambda t: t[j][:lengths[j]], batches),
-                count, logs)
+                count, logs, xla_step)
 
         return steps
 

@@ -290,16 +290,14 @@ class Loops(LoopBodies):
                                    jit_compile)
 
     def _super_batches(self, kind, iterator, num_steps, element_spec, size, jit_compile):
-        key = (kind, "super-batches", size, _spec_key(element_spec))
-        # The XLA loop's one-step-at-a-time branch is a plain loop already traced: a
-        # plain execution after XLA ones (the XLA choice's probe) runs it, untraced.
-        xla = bool(jit_compile) or key + (True,) in self._functions
+        key = (kind, "super-batches", size, _spec_key(element_spec), bool(jit_compile))
         logs_spec = self._logs_spec(kind, element_spec, sliced=False)
         if kind == "train":
             self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._super_batches_loop, kind, xla, logs_spec, size)
-        loop = self._function(key + (xla,), body, None, False)
-        return loop(iterator, tf.constant(num_steps), tf.constant(not jit_compile))
+        body = functools.partial(self._super_batches_loop, kind, bool(jit_compile), logs_spec,
+                                 size)
+        loop = self._function(key, body, None, False)
+        return loop(iterator, tf.constant(num_steps))
 
     def test_iterator(self, iterator, num_steps, element_spec, jit_compile):
         """Runs up to `num_steps` evaluation steps; returns `(steps_run, logs)`."""
