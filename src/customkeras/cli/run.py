@@ -19,6 +19,7 @@ import tensorflow as tf
 
 import customkeras
 from customkeras import experiments, training
+from customkeras.training import compat
 from customkeras.cli import artifacts, config, custom, loading, resume
 from customkeras.cli.cluster import worker_failures
 from customkeras.cli.curves import plot_learning_curves
@@ -88,7 +89,7 @@ def _custom_trainer(model, strategy, jit_compile):
         return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
     except TypeError:
         # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
-        compiled = getattr(getattr(model, "_compile_config", None), "config", None) or {}
+        compiled = compat.compiled_arguments(model)
         if getattr(model, "optimizer", None) is None or compiled.get("loss") is None:
             raise CommandError("The experiment's model is not compiled: call model.compile("
                                "loss=..., optimizer=..., metrics=...) in the function.",
@@ -96,10 +97,6 @@ def _custom_trainer(model, strategy, jit_compile):
         return training.Trainer(model, compiled["loss"], model.optimizer,
                                 compiled.get("metrics") or (), strategy=strategy,
                                 jit_compile=jit_compile)
-
-
-def _optimizers(trainer: training.Trainer) -> list:
-    return [trainer.optimizer, *getattr(trainer.optimizer, "optimizers", ())]
 
 
 def _shown(path: pathlib.Path) -> pathlib.Path:
@@ -244,7 +241,7 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     trainer, model, data = _build(run_config, strategy, with_data=True)
     temporary = None if chief else (run_dir / artifacts.CHECKPOINT_DIR /
                                     f"workertemp_{strategy.cluster_resolver.task_id}")
-    checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, _optimizers(trainer),
+    checkpoint = RunCheckpoint(run_dir / artifacts.CHECKPOINT_DIR, model, trainer.optimizers,
                                temporary_directory=temporary)
     # history.csv/json follow every checkpoint (a killed run still shows its progress);
     # the plot is drawn once at the end, as it costs more than a short epoch.

@@ -1,7 +1,6 @@
 """`SumProductQuotient`: a two-input, three-output layer (the chapter's `MyMultiLayer`)."""
 
 import keras
-from keras import ops
 
 
 def _broadcast_shape(first, second):

@@ -21,6 +21,8 @@ ended, as `EpochCheckpoint` and `GracefulInterrupt`).
 
 import keras
 
+from customkeras.training import compat
+
 BATCH_HOOKS = {
     # `Callback.on_train_batch_*` call `on_batch_*`: those are training hooks too.
     "train": ("on_train_batch_begin", "on_train_batch_end", "on_batch_begin",
@@ -76,7 +78,7 @@ def _idle(callback, cls, kind):
         if callback.update_freq != "epoch":
             return False
         return kind != "train" or not (callback.write_steps_per_second
-                                       or getattr(callback, "_should_trace", True))
+                                       or compat.tensorboard_traces(callback))
     return False
 
 

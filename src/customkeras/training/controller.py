@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from customkeras.training import compat
 from customkeras.training.callback_hooks import per_batch
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.keras_backup import BackupAndRestoreSupport
@@ -91,7 +92,7 @@ class Controller:
         backup = BackupAndRestoreSupport(callbacks, state)
         self.coordinator.start()  # model.stop_training = False
         self.loops.guard.refresh()
-        model._initial_epoch = None
+        compat.set_initial_epoch(model, None)
         training_logs = {}
         progress = None
         try:
@@ -99,7 +100,7 @@ class Controller:
             backup.on_train_begin()
             # Keras's convention: BackupAndRestore sets `_initial_epoch` when restoring;
             # a run-management callback may ask for a mid-epoch start.
-            start, resume = model._initial_epoch or initial_epoch, (0, None)
+            start, resume = compat.initial_epoch(model) or initial_epoch, (0, None)
             if state.resume_point is not None:
                 start, step, saved_seed, restore = state.resume_point
                 resume = (step, restore)
@@ -134,7 +135,7 @@ class Controller:
             callback_list.on_train_end(training_logs)
         finally:
             backup.close()
-            model._initial_epoch = None
+            compat.set_initial_epoch(model, None)
             if progress is not None:
                 progress.close()
         return _history(callback_list)

@@ -18,6 +18,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from customkeras.training import compat
+
 
 def is_distributed(strategy):
     """Whether `strategy` is a real distribution strategy (not TF's default one).
@@ -61,7 +63,7 @@ def check_created_in_scope(model, optimizer, strategy, metrics=()):
     # Keras's TensorFlow optimizers remember the strategy they were created under.
     foreign = [
         o.name for o in optimizers
-        if getattr(o, "_distribution_strategy", strategy) is not strategy
+        if compat.optimizer_strategy(o, strategy) is not strategy
     ]
     if outside or foreign:
         raise ValueError(

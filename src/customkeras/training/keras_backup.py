@@ -21,6 +21,8 @@ import warnings
 import keras
 import tensorflow as tf
 
+from customkeras.training import compat
+
 COMPANION = "customkeras_position.json"
 COMPANION_STATE = "customkeras_state"
 
@@ -38,12 +40,12 @@ class BackupAndRestoreSupport:
         self.callbacks = [c for c in callbacks
                           if isinstance(c, keras.callbacks.BackupAndRestore)]
         for callback in self.callbacks:
-            callback._save_model = self._saver(callback)
+            compat.hook_backup_save(callback, self._saver(callback))
 
     def close(self):
         """Removes the save hooks (the callbacks are the user's)."""
         for callback in self.callbacks:
-            callback.__dict__.pop("_save_model", None)
+            compat.unhook_backup_save(callback)
 
     def _with_iterator(self):
         # An epoch's own iterator matters mid-epoch only; one that carries on across
@@ -61,27 +63,29 @@ class BackupAndRestoreSupport:
         return tf.train.Checkpoint(**items)
 
     def _saver(self, callback):
-        save = type(callback)._save_model.__get__(callback)
+        """`make(keras_save)`: the callback's save, then its companion."""
+        def make(keras_save):
+            return lambda: self._save_with_position(callback, keras_save)
 
-        def save_with_position():
-            save()
-            metadata = _read_json(callback._training_metadata_path)
-            prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
-            with_iterator = self._with_iterator()
-            self._trackables(with_iterator).write(prefix)
-            position = {"metadata": metadata, "epoch": self.state.epoch,
-                        "step": self.state.step, "seed": self.state.seed,
-                        "iterator": with_iterator, "logs": self.state.logs}
-            with open(os.path.join(callback.backup_dir, COMPANION), "w") as f:
-                json.dump(position, f)
+        return make
 
-        return save_with_position
+    def _save_with_position(self, callback, keras_save):
+        keras_save()
+        metadata = _read_json(compat.backup_metadata_path(callback))
+        prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
+        with_iterator = self._with_iterator()
+        self._trackables(with_iterator).write(prefix)
+        position = {"metadata": metadata, "epoch": self.state.epoch,
+                    "step": self.state.step, "seed": self.state.seed,
+                    "iterator": with_iterator, "logs": self.state.logs}
+        with open(os.path.join(callback.backup_dir, COMPANION), "w") as f:
+            json.dump(position, f)
 
     def on_train_begin(self):
         """After the callbacks restored: sets the resume point from the first one
         whose companion matches its metadata."""
         for callback in self.callbacks:
-            metadata = _read_json(callback._training_metadata_path)
+            metadata = _read_json(compat.backup_metadata_path(callback))
             if metadata is None:
                 continue
             position = _read_json(os.path.join(callback.backup_dir, COMPANION))
@@ -89,7 +93,7 @@ class BackupAndRestoreSupport:
                 return  # Keras's own resume: `model._initial_epoch`
             epoch, step = position["epoch"], position["step"]
             # Keras's callback only learns the epoch at the next epoch's end.
-            callback._current_epoch = epoch
+            compat.set_backup_epoch(callback, epoch)
             if step and not self.state.checkpointable_input:
                 warnings.warn(
                     "BackupAndRestore: the input (a generator or PyDataset) cannot be "
@@ -114,7 +118,7 @@ class BackupAndRestoreSupport:
     def on_epoch_begin(self, epoch):
         """Keeps each callback's epoch current for its mid-epoch saves."""
         for callback in self.callbacks:
-            callback._current_epoch = epoch
+            compat.set_backup_epoch(callback, epoch)
 
 
 def _read_json(path):

@@ -9,8 +9,8 @@ eager model call runs on the set-up path.
 """
 
 import keras
-import tensorflow as tf
 
+from customkeras.training import compat
 from customkeras.training.optimizer_groups import group_optimizer
 from customkeras.training.steps import overrides
 
@@ -51,13 +51,13 @@ def build(model, element_spec, strategy):
         elif getattr(model, "compiled", False) and not own_step:
             # Keras's own symbolic build: the layers, the compiled loss and metrics,
             # and the optimizer, from KerasTensors of one batch's structure.
-            model._symbolic_build(data_batch=element_spec)
+            compat.symbolic_build(model, element_spec)
         elif getattr(model, "compiled", False) and strategy.num_replicas_in_sync > 1:
             # As Keras `fit` under a strategy: build what can be built symbolically
             # inside its scope. A model with its own step may have no `call` (a GAN)
             # or no targets: the rest is built when its step is traced, in the scope.
             try:
-                model._symbolic_build(data_batch=element_spec)
+                compat.symbolic_build(model, element_spec)
             except (RuntimeError, ValueError, TypeError):
                 pass
         elif not model.built and not own_step:
@@ -72,8 +72,7 @@ def build(model, element_spec, strategy):
 
 def _build_layers(model, element_spec):
     x, _, _ = keras.utils.unpack_x_y_sample_weight(element_spec)
-    keras.src.backend.compute_output_spec(
-        model, tf.nest.map_structure(lambda s: keras.KerasTensor(s.shape, s.dtype.name), x))
+    compat.output_spec(model, x, training=None)
 
 
 def _as_compile_argument(metrics):

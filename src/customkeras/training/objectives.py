@@ -7,10 +7,8 @@ names it, and tells a sparse loss apart for the label checks of `sources.model_f
 
 import keras
 
-# Keras wraps loss *functions* in this class inside `compile`; using it gives the same
-# rank alignment of `y_true` / `y_pred` (e.g. labels (n,) vs predictions (n, 1)).
-# It is not exported publicly, hence the private import.
-from keras.src.losses.losses import LossFunctionWrapper
+from customkeras.training import compat
+
 
 _SPARSE_LOSS_NAMES = ("sparse_categorical_crossentropy", "sparsecategoricalcrossentropy")
 
@@ -46,7 +44,7 @@ def resolve_loss(loss):
             f"Keras loss name such as 'sparse_categorical_crossentropy'; received {loss!r}"
         )
     name = loss if isinstance(loss, str) else getattr(function, "__name__", None)
-    return LossFunctionWrapper(function, name=name)
+    return compat.loss_function_wrapper(function, name=name)
 
 
 def check_loss(loss):

@@ -7,8 +7,8 @@ in-graph loops (`loops`), the data sources (`sources`) and the host-side control
 
 import keras
 import tensorflow as tf
-from keras.src.trainers.data_adapters import array_slicing
 
+from customkeras.training import compat
 from customkeras import _checks
 from customkeras.training import distribution, model_setup, objectives
 from customkeras.training.callback_hooks import as_callbacks
@@ -309,7 +309,7 @@ class Trainer:
             logs = controller.evaluate(source, callback_list)
         if return_dict:
             return logs
-        return self.model._flatten_metrics_in_order(logs)  # Keras's order
+        return compat.metrics_in_order(self.model, logs)
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Returns the model's outputs for `x`, as `model.predict` does.
@@ -387,11 +387,10 @@ class Trainer:
                 if not self.model.built:  # per-group optimizers need the variables
                     model_setup.build(self.model, source.element_spec, self.strategy)
                 self._compile()
-            if purpose == "train" and getattr(self.model, "compiled", False) and \
-                    self.model.optimizer is None and not overrides(self.model, "train_step"):
-                raise ValueError("training needs an optimizer: pass one, "
-                                 "`Trainer(model, loss, optimizer)`, or compile the model "
-                                 "with one")
+        if purpose == "train" and getattr(self.model, "optimizer", None) is None and \
+                not overrides(self.model, "train_step"):
+            raise ValueError("training needs an optimizer: pass one, "
+                             "`Trainer(model, loss, optimizer)`, or compile the model with one")
         self._check(source, purpose)
         # Idempotent: what the first call's data could not build (the compiled loss
         # after a `predict`) is built by a later call's.
@@ -406,10 +405,6 @@ class Trainer:
             self._controller = Controller(
                 self.model, loops, self._planner, self._coordinator, self.strategy,
                 self.jit_compile, xla_allowed=not self._distributed)
-        if purpose == "train" and self.model.optimizer is None and not overrides(
-                self.model, "train_step"):
-            raise ValueError("training needs an optimizer: pass one, "
-                             "`Trainer(model, loss, optimizer)`, or compile the model with one")
         with self.strategy.scope():
             self._controller.loops.check_logs(purpose, source)
         return self._controller
@@ -428,7 +423,7 @@ class Trainer:
         if overrides(self.model, f"{purpose}_step"):
             return  # the model's own step decides what its data is (a GAN's is not x)
         model_fit.check_inputs(self.model, shapes, x_label)
-        if purpose == "predict" or getattr(self.model, "_compile_loss", None) is None:
+        if purpose == "predict" or not compat.has_compiled_loss(self.model):
             return
         if y_spec is None:
             what = f"{y_label} must be given" if source.kind == "arrays" else (
@@ -482,7 +477,7 @@ def _split_for_validation(x, y, sample_weight, validation_split):
             f"{type(x).__name__}: pass `validation_data` instead")
     arrays = tuple(None if part is None else as_arrays(part, name) for part, name in
                    ((x, "x"), (y, "y"), (sample_weight, "sample_weight")))
-    return array_slicing.train_validation_split(arrays, validation_split=fraction)
+    return compat.train_validation_split(arrays, validation_split=fraction)
 
 
 def _fingerprinted(source):

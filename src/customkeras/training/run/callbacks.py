@@ -7,18 +7,13 @@ from collections.abc import Callable, Mapping
 import keras
 import tensorflow as tf
 
+from customkeras.training import compat
+from customkeras.training.model_setup import optimizers_of
 from customkeras.training.run.checkpoint import History, RestoredCheckpoint, RunCheckpoint
 
 
 class CheckpointFallbackWarning(UserWarning):
     """The newest checkpoint could not be read; an older one was restored instead."""
-
-
-def _optimizers(model: keras.Model) -> list:
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None:
-        return []
-    return [optimizer, *getattr(optimizer, "optimizers", ())]
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -135,7 +130,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         if self._checkpoint is None:
-            optimizers = _optimizers(self.model)
+            optimizers = optimizers_of(self.model)
             if optimizers and not getattr(optimizers[0], "built", True):
                 # Optimizer variables must exist before loading, as BackupAndRestore does.
                 optimizers[0].build(self.model.trainable_variables)
@@ -151,7 +146,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # A run interrupted in its first epoch can then resume from its initial state.
             self._checkpoint.save(self.completed_epochs, self.history, metadata=self._metadata)
         # `_initial_epoch or initial_epoch` is what fit reads: None leaves its argument alone.
-        self.model._initial_epoch = self.completed_epochs or None
+        compat.set_initial_epoch(self.model, self.completed_epochs or None)
         state = self._state
         if state is not None and self.restored is not None and self.completed_epochs:
             if not state.checkpointable_input:
@@ -191,5 +186,5 @@ class EpochCheckpoint(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         # Only this fit is affected: a later fit without this callback starts as asked,
         # and a later fit with it restores again.
-        self.model._initial_epoch = None
+        compat.set_initial_epoch(self.model, None)
         self._restore_done = False

@@ -14,8 +14,8 @@ import weakref
 import keras
 import numpy as np
 import tensorflow as tf
-from keras.src.trainers.data_adapters import data_adapter_utils
 
+from customkeras.training import compat
 from customkeras import _checks
 
 
@@ -104,7 +104,7 @@ def _class_weights(y, sample_weight, class_weight, names):
         raise ValueError("`class_weight` is only supported for models with a single "
                          f"output (as in Keras); received `{y_name}` with "
                          f"{len(tf.nest.flatten(y))} arrays: pass `sample_weight` per output")
-    return data_adapter_utils.class_weight_to_sample_weights(y, class_weight).astype("float32")
+    return compat.class_weight_to_sample_weights(y, class_weight).astype("float32")
 
 
 def _per_output(y, sample_weight, name):
@@ -174,7 +174,7 @@ class ArraySource:
                          for part in (x, y, sample_weight))
         # Keras's packing: `x` alone, `(x,)` for a list or tuple of inputs (so that a
         # step does not take its inputs for `(x, y)`), `(x, y)` or `(x, y, w)`.
-        self.data = data_adapter_utils.pack_x_y_sample_weight(x_t, y_t, w_t)
+        self.data = keras.utils.pack_x_y_sample_weight(x_t, y_t, w_t)
         self.purpose = purpose
 
     @staticmethod

@@ -26,9 +26,9 @@ import warnings
 import weakref
 
 import tensorflow as tf
-from keras.src.trainers.data_adapters import get_data_adapter
 from keras.utils import PyDataset
 
+from customkeras.training import compat
 from customkeras import _checks
 from customkeras.training.sources.iterator_release import release_later
 from customkeras.training.sources.super_batches import super_batched
@@ -94,7 +94,7 @@ class DatasetSource:
                     "`shuffle=True` is ignored since `x` is a tf.data.Dataset: shuffle "
                     "the dataset itself (`dataset.shuffle(buffer_size)`).", stacklevel=4)
             warnings.simplefilter("ignore")  # Keras's own copy of that warning
-            self.adapter = get_data_adapter(x, steps_per_epoch=self.steps,
+            self.adapter = compat.data_adapter(x, steps_per_epoch=self.steps,
                                             shuffle=shuffle if isinstance(x, PyDataset) else False,
                                             class_weight=class_weight)
         # A dataset is used as it is (its type tells whether its batches have one size,

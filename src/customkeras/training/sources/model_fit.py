@@ -6,10 +6,10 @@ for in-memory labels, their values against a sparse loss. Each error names the
 argument (or the dataset's element spec) and what was expected.
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from customkeras.training import compat
 from customkeras.training import objectives
 
 
@@ -39,7 +39,7 @@ def paired_inputs(model, x_spec, label):
     inputs = getattr(model, "inputs", None) if model.built else None
     if not inputs:
         return []
-    struct = getattr(model, "_inputs_struct", None)
+    struct = compat.inputs_struct(model)
     if isinstance(x_spec, dict):
         if isinstance(struct, dict):
             wanted = {key: struct[key] for key in struct}
@@ -107,9 +107,7 @@ def check_sample_weights(weights, output_shape, label):
 
 def output_spec(model, x_spec):
     """The model's output structure for inputs `x_spec`, computed symbolically."""
-    symbolic = tf.nest.map_structure(
-        lambda s: keras.KerasTensor(s.shape, s.dtype.name), x_spec)
-    return keras.src.backend.compute_output_spec(model, symbolic, training=False)
+    return compat.output_spec(model, x_spec)
 
 
 def check_label_spec(loss, y_spec, output_shape, label):

@@ -17,6 +17,8 @@ Two ways to build them, the batches and their order being the user's either way:
 
 import tensorflow as tf
 
+from customkeras.training import compat
+
 # Datasets that pass their input's batches on unchanged, so that every batch but the
 # last keeps the size of a `batch(b)` under them (a `take` may end earlier, at a full
 # batch). tf.data's Python classes, by name: anything else (a `map` or a `filter` of
@@ -32,11 +34,11 @@ def fixed_batch_size(dataset):
     if len(sizes) == 1 and None not in sizes:
         return sizes.pop()
     while type(dataset).__name__ in _KEEPS_BATCHES:
-        inputs = dataset._inputs()
+        inputs = compat.dataset_inputs(dataset)
         if len(inputs) != 1:
             return None
         dataset = inputs[0]
-    size = getattr(dataset, "_batch_size", None)
+    size = compat.dataset_batch_size(dataset)
     if type(dataset).__name__ not in _BATCHES or not hasattr(size, "numpy"):
         return None  # not a batch of a constant size (one built in a graph, say)
     return int(size.numpy())

@@ -18,30 +18,16 @@ the gradient of the global batch's mean loss even for an uneven last batch.
 import keras
 import tensorflow as tf
 
+from customkeras.training import compat
+
 _WEIGHTED_MEAN = "mean_with_sample_weight"
 
 
 def _forward(model, x, training):
     # Keras passes `training` only to models whose `call` takes it.
-    if getattr(model, "_call_has_training_arg", True):
+    if compat.call_has_training_arg(model):
         return model(x, training=training)
     return model(x)
-
-
-def _compute_loss(model, x, y, y_pred, sample_weight, training):
-    # `_compute_loss` is Keras's shim for `compute_loss` overrides written before
-    # Keras 3.3 added its `training` argument.
-    compute = getattr(model, "_compute_loss", None)
-    if compute is None:
-        return model.compute_loss(x, y, y_pred, sample_weight, training=training)
-    return compute(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-
-
-def _reductions(model):
-    compile_loss = getattr(model, "_compile_loss", None)
-    # Entries are (path, loss_fn, loss_weight, name), built with the compiled loss.
-    entries = getattr(compile_loss, "_flat_losses", None) or []
-    return {getattr(entry[1], "reduction", None) for entry in entries}
 
 
 class DefaultStep:
@@ -67,7 +53,7 @@ class DefaultStep:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         with tf.GradientTape() as tape:
             y_pred = _forward(model, x, training=True)
-            loss = _compute_loss(model, x, y, y_pred, sample_weight, training=True)
+            loss = compat.compute_loss(model, x, y, y_pred, sample_weight, training=True)
             loss = self._exact_share(loss, y_pred, sample_weight, totals)
             self._track_loss(loss, totals)
             scaled = model.optimizer.scale_loss(loss)
@@ -82,7 +68,7 @@ class DefaultStep:
         model = self.model
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         y_pred = _forward(model, x, training=False)
-        loss = _compute_loss(model, x, y, y_pred, sample_weight, training=False)
+        loss = compat.compute_loss(model, x, y, y_pred, sample_weight, training=False)
         loss = self._exact_share(loss, y_pred, sample_weight, totals)
         self._track_loss(loss, totals)
         model.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -106,7 +92,8 @@ class DefaultStep:
         if replicas == 1:
             return loss
         global_size, global_weight = totals
-        if sample_weight is not None and _reductions(self.model) == {_WEIGHTED_MEAN}:
+        reductions = compat.compiled_loss_reductions(self.model)
+        if sample_weight is not None and reductions == {_WEIGHTED_MEAN}:
             local = tf.cast(tf.reduce_sum(sample_weight), loss.dtype)
             return tf.math.divide_no_nan(loss * local * replicas,
                                          tf.cast(global_weight, loss.dtype))
@@ -118,7 +105,7 @@ class DefaultStep:
         # (share * R, global size / R) from each replica it adds the global batch's
         # loss weighted by the global batch size, as on one device, even for a
         # replica whose share of a small last batch is empty.
-        tracker = getattr(self.model, "_loss_tracker", None)
+        tracker = compat.loss_tracker(self.model)
         if tracker is None:
             return
         replicas = self.strategy.num_replicas_in_sync
