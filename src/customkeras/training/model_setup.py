@@ -52,15 +52,14 @@ def build(model, element_spec, strategy):
             # Keras's own symbolic build: the layers, the compiled loss and metrics,
             # and the optimizer, from KerasTensors of one batch's structure.
             model._symbolic_build(data_batch=element_spec)
-        elif (getattr(model, "compiled", False) and strategy.num_replicas_in_sync > 1
-              and y is not None):
+        elif getattr(model, "compiled", False) and strategy.num_replicas_in_sync > 1:
             # As Keras `fit` under a strategy: build what can be built symbolically
             # inside its scope. A model with its own step may have no `call` (a GAN)
-            # or no targets: the rest is built when its step is traced, in the scope.
-            # (Prediction data has no targets for the compiled metrics to build with.)
+            # or no targets (compiled metrics then fail with an AttributeError on
+            # `None.shape`): the rest is built when its step is traced, in the scope.
             try:
                 model._symbolic_build(data_batch=element_spec)
-            except (RuntimeError, ValueError, TypeError):
+            except (RuntimeError, ValueError, TypeError, AttributeError):
                 pass
         elif not model.built and not own_step:
             _build_layers(model, element_spec)
