@@ -281,8 +281,10 @@ def test_mirrored_cell(mirrored_run, entry, data_kind, jit, step_kind):
                 "Keras fit under MirroredStrategy disagrees with Keras fit on one device "
                 f"(history {expected['history']} vs {single['history']}), and with the "
                 "Trainer, which equals the one-device run. Seen for a generator's fit in "
-                "the subprocess on a loaded machine (accuracy 0.3046875 = 39/128, as if "
-                "four batches of 32); not reproduced alone in a fresh process")
+                "the subprocess after the other fit cells (accuracy 0.3046875 = 39/128: "
+                "its first epoch had four batches of 32, as if an iterator made before "
+                "training had prefetched batches 3 and 4 from the generator); timing-"
+                "dependent: not seen with a batch callback, nor alone in a new process")
     # No XLA under a strategy, whatever `jit_compile` says: every cell is plain.
     assert_agree(entry, run, expected, PLAIN, step_kind)
     if entry != "fit":
