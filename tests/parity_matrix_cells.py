@@ -151,6 +151,8 @@ def trainer_cell(entry, data_kind, step_kind, jit_compile, strategy=None, dropou
     def run_entry(kind, *args, **kwargs):
         if kind == "fit":
             kwargs["verbose"] = 0
+        if kind == "evaluate":
+            kwargs["return_dict"] = True
         return getattr(trainer, kind)(*args, **kwargs)
 
     return _run(model, run_entry, entry, data_kind, twice)
