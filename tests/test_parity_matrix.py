@@ -60,13 +60,14 @@ from parity_matrix_cells import (
 TESTS = pathlib.Path(__file__).resolve().parent
 
 PLAIN = 1e-5
-# Measured on these cells (TF 2.21, an AVX-512 x86-64 CPU, jit_compile=True): the
-# largest difference from Keras was 3.0e-08 in fit (history and weights; tf.data and
-# PyDataset: 0, since an epoch of 4 batches is shorter than one 32-batch XLA
-# super-batch and runs step by step), 0 in evaluate's logs and 2.4e-07 in predict's
-# outputs. With Nadam instead of SGD: 1.2e-07 / 0 / 2.4e-07. The bounds allow a few
-# float32 ulps of values ~1 (1.2e-07 each), ~4x the largest measured: far below what a
-# wrong batch, step or weight gives (> 1e-3 here).
+# Measured on these cells (TF 2.21, an AVX-512 x86-64 CPU), jit_compile=True and "auto"
+# (XLA on a CPU since the deterministic policy): the largest difference from Keras was
+# 3.0e-08 in fit (history and weights), 2.4e-07 in evaluate's logs and 2.4e-07 in
+# predict's outputs (with Nadam instead of SGD, fit: 1.2e-07). Before XLA ran a ragged
+# last super-batch step by step, fit on tf.data / PyDataset (4 batches an epoch) and
+# evaluate differed by 0. The bounds allow a few float32 ulps of values ~1 (1.2e-07
+# each), ~4x the largest measured: far below what a wrong batch, step or weight gives
+# (> 1e-3 here).
 XLA = {"fit": 1e-6, "evaluate": 1e-6, "predict": 1e-6}
 
 pytestmark = pytest.mark.filterwarnings(
