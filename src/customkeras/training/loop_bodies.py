@@ -238,6 +238,14 @@ class LoopBodies:
         """Per-replica outputs as global ones, in the batch's order."""
         if self._replicas == 1:
             return out
+        if not self._multi_worker:
+            # This process holds every replica's share, in order: concatenate them, as
+            # Keras `predict` does. A collective gather would fail where a smaller last
+            # batch changes the shapes it gathers ("Shape mismatch in the collective
+            # instance").
+            return tf.nest.map_structure(
+                lambda v: tf.concat(self.strategy.experimental_local_results(v), axis=0),
+                out)
         return tf.nest.map_structure(lambda v: self.strategy.gather(v, axis=0), out)
 
     def _predict_arrays_loop(self, xla_step, out_spec, data, first_step, num_steps,

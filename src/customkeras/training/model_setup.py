@@ -55,10 +55,11 @@ def build(model, element_spec, strategy):
         elif getattr(model, "compiled", False) and strategy.num_replicas_in_sync > 1:
             # As Keras `fit` under a strategy: build what can be built symbolically
             # inside its scope. A model with its own step may have no `call` (a GAN)
-            # or no targets: the rest is built when its step is traced, in the scope.
+            # or no targets (compiled metrics then fail with an AttributeError on
+            # `None.shape`): the rest is built when its step is traced, in the scope.
             try:
                 compat.symbolic_build(model, element_spec)
-            except (RuntimeError, ValueError, TypeError):
+            except (RuntimeError, ValueError, TypeError, AttributeError):
                 pass
         elif not model.built and not own_step:
             _build_layers(model, element_spec)

@@ -57,6 +57,24 @@ def _kind(x):
     return "a keras.utils.PyDataset" if isinstance(x, PyDataset) else "a generator"
 
 
+def _owned_copies(dataset):
+    """`dataset` with every element copied into buffers of TensorFlow's own.
+
+    A generator's or a PyDataset's NumPy batches enter TensorFlow (`from_generator`)
+    in tensors that share the NumPy arrays' memory. Under a strategy each replica's
+    share of such a batch is a slice of it, and an op of the step can write its result
+    into a slice's buffer (the loss's product with the sample weights did): into the
+    caller's arrays (Keras `evaluate` on the same data did not, in six tries).
+    """
+    whole_tuple = isinstance(dataset.element_spec, tuple)
+
+    def copy(*element):  # tf.data passes a tuple's items as arguments
+        copied = tf.nest.map_structure(lambda t: tf.raw_ops.DeepCopy(x=t), element)
+        return copied if whole_tuple else copied[0]
+
+    return dataset.map(copy)
+
+
 class DatasetSource:
     """Streamed data for one call.
 
@@ -123,6 +141,7 @@ class DatasetSource:
         # A tf.data iterator's position can be saved in a tf.train.Checkpoint; a
         # generator's or a PyDataset's (wrapped in `from_generator`) cannot.
         self.checkpointable = isinstance(x, tf.data.Dataset)
+        self._from_generator = not isinstance(x, tf.data.Dataset)
         self._iterator = None
         # The dataset distributed (Keras's way), by super-batch size (None: plain).
         self._datasets = {}
@@ -253,7 +272,10 @@ class DatasetSource:
             if super_batch is None:
                 # Keras distributes the dataset under every strategy, the default one
                 # too; it changes how a seeded shuffle draws its orders, so do the same.
-                dataset = strategy.experimental_distribute_dataset(self.dataset)
+                dataset = self.dataset
+                if self._from_generator and strategy.num_replicas_in_sync > 1:
+                    dataset = _owned_copies(dataset)
+                dataset = strategy.experimental_distribute_dataset(dataset)
             else:  # no strategy: the "distributed" dataset is the dataset
                 dataset = super_batched(self._dataset_for(strategy, None), super_batch,
                                         self.element_spec)
