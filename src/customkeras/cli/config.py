@@ -13,7 +13,12 @@ from collections.abc import Mapping
 
 from customkeras import _checks, experiments
 from customkeras.cli.errors import CommandError
-from customkeras.training.strategies import STRATEGIES
+
+# `customkeras.training.STRATEGIES`, repeated so that checking a configuration does not
+# import the training package (TensorFlow); tests/test_cli_startup.py checks they agree.
+STRATEGIES = ("default", "mirrored", "multi-worker")
+# How long a multi-worker run waits for the others (`--worker-timeout`), in seconds.
+DEFAULT_WORKER_TIMEOUT = 600.0
 
 CONFIG_FORMAT = "customkeras-run-config"
 CONFIG_VERSION = 1

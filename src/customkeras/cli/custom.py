@@ -11,14 +11,13 @@ optional; each data entry is `(x, y)`, `(x, y, sample_weight)` or anything `Trai
 takes as `x` (a `tf.data.Dataset`, a generator, a `keras.utils.PyDataset`).
 """
 
+from __future__ import annotations  # `keras.Model` annotations without importing Keras
+
 import dataclasses
 import importlib
 import importlib.util
 import pathlib
 import sys
-
-import keras
-import numpy as np
 
 from customkeras.cli.errors import CommandError
 
@@ -49,18 +48,24 @@ def normalize(reference: str) -> str:
     return reference
 
 
+def import_source(source: str):
+    """Imports `source`: a `FILE.py` path, or a dotted module name (found from the current
+    directory too). Exceptions raised by the module's code propagate."""
+    if source.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # so MODULE can be a file in the current directory
+    return importlib.import_module(source)
+
+
 def load_function(reference: str):
     """Imports the experiment function `reference` names (already `normalize`d)."""
     source, _, name = reference.rpartition(":")
     try:
-        if source.endswith(".py"):
-            spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path:
-                sys.path.insert(0, "")  # so MODULE can be a file in the current directory
-            module = importlib.import_module(source)
+        module = import_source(source)
     except Exception as error:  # the user's module: any failure is "cannot import"
         raise CommandError(f"Cannot import {source} (from {reference!r}): "
                            f"{type(error).__name__}: {error}") from None
@@ -94,6 +99,8 @@ def build(reference: str) -> CustomExperiment:
         CommandError: the reference cannot be loaded, or the function returned
             something else than a model and data.
     """
+    import keras
+
     returned = load_function(reference)()
     if isinstance(returned, dict):
         unknown = sorted(set(returned) - set(KEYS))
@@ -144,6 +151,8 @@ def build_model(model: keras.Model, train) -> None:
     """Creates an unbuilt model's variables from one training sample (checkpoints need them)."""
     if model.built:
         return
+    import numpy as np
+
     if is_arrays(train):
         model(np.asarray(train[0][:1]))
     else:

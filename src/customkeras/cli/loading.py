@@ -5,14 +5,14 @@ loading would run arbitrary Python (a `Lambda` layer's bytecode) is refused with
 explanation, unless the user passes `--unsafe` because they trust the file.
 """
 
+from __future__ import annotations  # `keras.Model` annotations without importing Keras
+
 import argparse
 import dataclasses
 import pathlib
 import zipfile
 
-import keras
-
-from customkeras import datasets, experiments
+from customkeras import experiments
 from customkeras.cli import artifacts, config
 from customkeras.cli.errors import CommandError
 
@@ -82,6 +82,8 @@ def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
         CommandError: the file is damaged or truncated, needs unsafe deserialization
             (and `unsafe` is False), or uses classes that are not registered.
     """
+    import keras
+
     artifacts.verify_manifest(path)
     _check_archive(path)
     try:
@@ -134,6 +136,8 @@ def dataset_and_data_dir(args: argparse.Namespace, source: ModelSource) -> tuple
 def load_data(dataset: str, data_dir: str | None = None,
               max_train_samples: int | None = None) -> experiments.Splits:
     """`experiments.load_splits`, with a missing or damaged dataset as a `CommandError`."""
+    from customkeras import datasets
+
     try:
         return experiments.load_splits(dataset, data_dir, max_train_samples)
     except datasets.DatasetError as error:
@@ -143,6 +147,8 @@ def load_data(dataset: str, data_dir: str | None = None,
 def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None):
     """`train --input stream`: the train (shuffled by `seed`), valid and test `tf.data`
     pipelines of `dataset`, read from verified TFRecord shards."""
+    from customkeras import datasets
+
     stream = (datasets.stream_fashion_mnist if dataset == experiments.FASHION_MNIST
               else datasets.stream_california_housing)
     try:
