@@ -184,9 +184,6 @@ def resolve(values: Mapping) -> RunConfig:
 
     resolved.setdefault("input", "arrays")
     _check_choice("input", resolved["input"], INPUTS)
-    if resolved["input"] == "stream" and "max_train_samples" in given:
-        raise CommandError("max_train_samples applies to --input arrays only (a stream reads "
-                           "whole TFRecord shards).")
     resolved["metrics"] = _parse_metrics(resolved["metrics"])
     metric_choices = (experiments.FASHION_METRICS if dataset == experiments.FASHION_MNIST
                       else experiments.HOUSING_METRICS)

@@ -144,16 +144,18 @@ def load_data(dataset: str, data_dir: str | None = None,
         raise CommandError(f"Cannot load the {dataset} data.\n{error}", exit_code=1) from None
 
 
-def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None):
-    """`train --input stream`: the train (shuffled by `seed`), valid and test `tf.data`
-    pipelines of `dataset`, read from verified TFRecord shards."""
+def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None,
+                 max_train_samples: int | None = None):
+    """`train --input stream`: the train (shuffled by `seed`; its first `max_train_samples`
+    records only, if given), valid and test `tf.data` pipelines of `dataset`, read from
+    verified TFRecord shards."""
     from customkeras import datasets
 
     stream = (datasets.stream_fashion_mnist if dataset == experiments.FASHION_MNIST
               else datasets.stream_california_housing)
     try:
         return (stream("train", batch_size=batch_size, shuffle=True, seed=seed,
-                       data_dir=data_dir),
+                       data_dir=data_dir, max_examples=max_train_samples),
                 stream("valid", batch_size=batch_size, data_dir=data_dir),
                 stream("test", batch_size=batch_size, data_dir=data_dir))
     except datasets.DatasetError as error:

@@ -70,7 +70,8 @@ def _build(run_config, strategy=None, with_data=False):
         trainer.optimizer.build(model.trainable_variables)
     if with_data and data is None and run_config.input == "stream":
         data = _Data(*loading.load_streams(run_config.dataset, run_config.batch_size,
-                                           run_config.seed, run_config.data_dir))
+                                           run_config.seed, run_config.data_dir,
+                                           run_config.max_train_samples))
     elif with_data and data is None:
         splits = loading.load_data(run_config.dataset, run_config.data_dir,
                                    run_config.max_train_samples)

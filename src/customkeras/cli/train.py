@@ -143,7 +143,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                                "config.json (default: auto)")
     training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
                           help="train on the first N training samples only, for quick runs "
-                               "(default: all)")
+                               "(with --input stream: the first N records) (default: all)")
     training.add_argument("--input", choices=config.INPUTS, default=s,
                           help="arrays: the data set in memory (resumes exactly); stream: "
                                "tf.data pipelines from verified TFRecord shards (the shuffle "
