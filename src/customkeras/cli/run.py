@@ -221,6 +221,16 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
             return _train(run_config, run_dir, resume, verbose, strategy, state)
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or one outside the epochs (loading, the results after the
+            # last epoch): the run is still resumable from its last checkpoint.
+            if not (distribution.is_chief(strategy)
+                    and (run_dir / artifacts.CONFIG_FILE).is_file()):
+                raise
+            print(f"\nInterrupted. {_saved(state['latest'] or _latest_checkpoint(run_dir))}"
+                  "\nResume with:\n"
+                  f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
         except CheckpointWriteError as error:
             raise _write_failure(run_dir, str(error), state["latest"]) from None
         except CheckpointError as error:
@@ -236,6 +246,21 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
                 raise
             raise _write_failure(run_dir, f"Cannot write the run's files: {text[:300]}",
                                  state["latest"]) from None
+
+
+def _saved(latest: str | None) -> str:
+    return (f"Checkpoint: {_shown(pathlib.Path(latest))}" if latest
+            else "No epoch was complete yet (a resumed run starts from the beginning).")
+
+
+def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
+    """The newest `ckpt-N` prefix in the run's checkpoint directory, if any."""
+    numbers = []
+    for path in (run_dir / artifacts.CHECKPOINT_DIR).glob("ckpt-*.index"):
+        number = path.name[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            numbers.append(int(number))
+    return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
 def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
@@ -313,8 +338,9 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     if (interrupt.requested or model.stop_training) and done < run_config.epochs:
         if chief:
             _write_history(run_dir, history, run_config)
-        print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
-              f"Checkpoint: {checkpoint.latest}\nResume with:\n"
+        print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs} "
+              f"(the epoch cut short is replayed from its start). "
+              f"{_saved(checkpoint.latest)}\nResume with:\n"
               f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     return _finish(run_dir, run_config, trainer, model, data, history)
