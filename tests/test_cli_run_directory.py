@@ -295,6 +295,33 @@ def test_the_sweep_deletes_an_old_checkpoints_index_before_its_data(tmp_path, mo
     assert first[0] == "ckpt-1.index" and len(first) == 2
 
 
+def test_a_damaged_manifest_is_not_a_dead_end(data_dir, tmp_path, references, capsys):
+    # Issue 25.2: `truncate -s 50 manifest.json`: evaluate said "resume the run to write it
+    # again" and --resume refused with the same message.
+    run_dir = _copy(references[2], tmp_path)
+    manifest = run_dir / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:50])
+    assert main(["evaluate", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"{manifest} is damaged" in err and f"customkeras train --resume {run_dir}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["train", "--resume", str(run_dir), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "has all 2 epochs but its manifest.json is damaged" in out
+    _assert_finished_and_intact(run_dir)
+    _assert_same_run(run_dir, references[2])
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    # An edited config.json is still refused when the manifest is damaged: the
+    # checkpoints say what the run was trained with.
+    manifest.write_bytes(b"{")
+    document = _json(run_dir / "config.json")
+    document["config"]["seed"] = 7
+    (run_dir / "config.json").write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--verbose", "0"]) == 1
+    assert "does not match the run's checkpoint ckpt-2" in capsys.readouterr().err
+
+
 # 7. An edited config.json is refused.
 
 def test_an_edited_config_json_is_refused_by_resume_evaluate_and_predict(
