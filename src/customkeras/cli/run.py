@@ -57,7 +57,7 @@ def _build(run_config, strategy=None, with_data=False):
             built = custom.build(run_config.experiment)
             data = _Data(custom.truncate(built.train, run_config.max_train_samples),
                          built.validation, built.test)
-            custom.build_model(built.model, data.train)
+            custom.build_model(built.model, data.train, run_config.experiment)
             trainer = _custom_trainer(built.model, strategy, jit_compile)
             model = built.model
         else:
@@ -87,7 +87,7 @@ def _batch_size(data, run_config) -> int | None:
 def _custom_trainer(model, strategy, jit_compile):
     try:
         return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
-    except TypeError:
+    except (TypeError, ValueError):
         # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
         compiled = getattr(getattr(model, "_compile_config", None), "config", None) or {}
         if getattr(model, "optimizer", None) is None or compiled.get("loss") is None:
@@ -329,6 +329,13 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
             _write_history(run_dir, epoch_checkpoint.history, run_config)
         raise CommandError(f"{error}\nThe checkpoints in {run_dir / artifacts.CHECKPOINT_DIR} "
                            "hold the last whole epoch before it.", exit_code=1) from None
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        if run_config.experiment is None:
+            raise
+        # The user's model and data: e.g. arrays that do not fit the model.
+        raise CommandError(f"Training {run_config.experiment} failed: {custom.one_line(error)}. "
+                           "Fix the function's model or data, then run the same command "
+                           "again.", exit_code=1) from None
     finally:
         state["latest"] = checkpoint.latest
         checkpoint.remove_temporary()
