@@ -293,3 +293,30 @@ def test_housing_trains_from_the_tfrecord_stream(data_dir, tmp_path, capsys):
                   dataset="housing") == 0
     assert "Epoch 1/1 - 3/3 - " in capsys.readouterr().out
     assert _json(tmp_path / "quick" / "config.json")["config"]["max_train_samples"] == 10
+
+
+def test_a_shard_damaged_during_a_stream_run_is_one_line(data_dir, tmp_path, capsys,
+                                                         monkeypatch):
+    # Issue 25.3: a TFRecord shard damaged while `--input stream` trains was a raw
+    # DataLossError traceback. Here the training stream reads a damaged file.
+    import tensorflow as tf
+
+    damaged = tmp_path / "train-00000.tfrecord"
+    damaged.write_bytes(b"\x00" * 64 + b"not a record")
+
+    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None):
+        train = tf.data.TFRecordDataset([str(damaged)]).map(
+            lambda record: (tf.zeros((8,)), tf.zeros((1,)))).batch(batch_size)
+        return train, None, None
+
+    monkeypatch.setattr(run.loading, "load_streams", streams)
+    run_dir = tmp_path / "run"
+    assert _train(run_dir, data_dir, "--input", "stream", "--epochs", "1",
+                  dataset="housing") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("customkeras train: error: The training data stream cannot be read: "
+                          "a TFRecord shard of the housing cache was damaged during the run")
+    # The initial state was checkpointed when training began: --resume continues from it.
+    assert f"Continue with 'customkeras train --resume {run_dir}'" in err
+    assert len(err.strip().splitlines()) == 1
+    assert (run_dir / "checkpoints" / "ckpt-0.index").is_file()

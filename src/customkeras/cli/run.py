@@ -239,6 +239,20 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
             where = error.filename or "a file of the run"
             raise _write_failure(run_dir, f"Cannot write {where}: {error.strerror or error}",
                                  state["latest"]) from None
+        except tf.errors.DataLossError as error:
+            if run_config.input != "stream":
+                raise
+            # A TFRecord shard changed under a running stream (its checksum was checked
+            # when the run started); the next start checks them all again and names it.
+            text = " ".join((error.message or "").split())[:300]
+            again = (f"Continue with 'customkeras train --resume {_shown(run_dir)}'"
+                     if state["latest"] or _latest_checkpoint(run_dir)
+                     else "Run the same command again (no epoch was complete)")
+            raise CommandError(
+                f"The training data stream cannot be read: a TFRecord shard of the "
+                f"{run_config.dataset} cache was damaged during the run ({text}). {again}: "
+                "it checks every shard first and says how to rewrite a damaged one.",
+                exit_code=1) from None
         except tf.errors.OpError as error:
             # TensorFlow's own writers (TensorBoard logs) report a full disk this way.
             text = " ".join((error.message or "").split())
