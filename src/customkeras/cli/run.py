@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import customkeras
 from customkeras import experiments, training
-from customkeras.cli import artifacts, config, custom, loading, resume
+from customkeras.cli import artifacts, config, custom, loading, resume, rundir
 from customkeras.cli.cluster import worker_failures
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
@@ -246,7 +246,7 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
             # when the run started); the next start checks them all again and names it.
             text = " ".join((error.message or "").split())[:300]
             again = (f"Continue with 'customkeras train --resume {_shown(run_dir)}'"
-                     if state["latest"] or _latest_checkpoint(run_dir)
+                     if resume or rundir.has_trained_epoch(run_dir)
                      else "Run the same command again (no epoch was complete)")
             raise CommandError(
                 f"The training data stream cannot be read: a TFRecord shard of the "

@@ -66,10 +66,10 @@ def new_run(path: str | pathlib.Path) -> Iterator[pathlib.Path]:
         _remove_stale(path)
         yield path.resolve()
     except Exception:
-        # A start that failed before its first checkpoint (a raising experiment function,
+        # A start that failed before its first epoch (a raising experiment function,
         # data that does not fit its model, ...) has nothing to resume: what it wrote
         # (config.json, logs/) would only block the corrected command ("already holds a run").
-        if not _has_checkpoint(path):
+        if not has_trained_epoch(path):
             _remove_new_entries(path, before)
         raise
     finally:
@@ -79,8 +79,11 @@ def new_run(path: str | pathlib.Path) -> Iterator[pathlib.Path]:
             path.rmdir()
 
 
-def _has_checkpoint(run_dir: pathlib.Path) -> bool:
-    return any((run_dir / artifacts.CHECKPOINT_DIR).glob("ckpt-*.index"))
+def has_trained_epoch(run_dir: pathlib.Path) -> bool:
+    """Whether the run has a checkpoint after a complete epoch (`ckpt-0` is the initial
+    state, saved when training begins: nothing worth resuming)."""
+    return any(path.name != "ckpt-0.index"
+               for path in (run_dir / artifacts.CHECKPOINT_DIR).glob("ckpt-*.index"))
 
 
 def _remove_new_entries(run_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
