@@ -404,3 +404,13 @@ def test_temporary_files_of_a_killed_process_are_removed_on_resume(
     _assert_same_run(run_dir, references[3])
     _assert_finished_and_intact(run_dir)
 
+
+
+def test_resume_with_another_dataset_names_the_run_and_the_fix(references, capsys):
+    # Issue 25.6: `--resume RUN fashion-mnist` on a housing run complained about `loss`.
+    run_dir = references[1]
+    assert main(["train", "--resume", str(run_dir), "fashion-mnist"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"customkeras train: error: {run_dir} is a housing run, not "
+                          "fashion-mnist: continue it with 'customkeras train --resume")
+    assert "loss" not in err and len(err.strip().splitlines()) == 1

@@ -286,6 +286,13 @@ def test_housing_trains_from_the_tfrecord_stream(data_dir, tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([evaluated[k] for k in recorded], list(recorded.values()),
                                rtol=1e-5)
+    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (the
+    # pipeline is fast-forwarded over the finished epochs): the README says so (issue 25.7).
+    part = tmp_path / "part"
+    assert _train(part, data_dir, "--input", "stream", "--epochs", "1", "--batch-size",
+                  "256", dataset="housing") == 0
+    assert main(["train", "--resume", str(part), "--epochs", "2", "--verbose", "0"]) == 0
+    assert _json(part / "history.json") == _json(run_dir / "history.json")
     # A quick streamed run: the first 10 records only (3 steps of 4), as with arrays.
     capsys.readouterr()
     assert _train(tmp_path / "quick", data_dir, "--input", "stream", "--max-train-samples",

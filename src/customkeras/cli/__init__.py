@@ -21,6 +21,7 @@ import sys
 
 import customkeras
 from customkeras.cli import evaluate, predict, trace, train, verify_command
+from customkeras.cli.custom import one_line
 from customkeras.cli.errors import EXIT_INTERRUPTED, CommandError
 
 __all__ = ["build_parser", "main", "CommandError"]
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'customkeras COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="version",
                         version=f"customkeras {customkeras.__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an unexpected error (otherwise "
+                             "every error is one line)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in (train, evaluate, predict, verify_command, trace):
         command.add_parser(commands)
@@ -62,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
         if _is_run_error(error):
             print(f"customkeras {args.command}: error: {error}", file=sys.stderr)
             return 1
-        raise
+        if args.debug:
+            raise
+        # Not one the command words itself: still one line, never a traceback.
+        print(f"customkeras {args.command}: error: unexpected {one_line(error)} (a case the "
+              f"command does not check yet; 'customkeras --debug {args.command} ...' shows "
+              "the traceback for a report)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"\ncustomkeras {args.command}: aborted.", file=sys.stderr)
         return EXIT_INTERRUPTED

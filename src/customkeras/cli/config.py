@@ -114,7 +114,11 @@ def checked(check, *args):
 
 def _parse_metrics(value) -> tuple[str, ...]:
     if isinstance(value, str):
-        value = [name.strip() for name in value.split(",") if name.strip()]
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:  # `--metrics ""` would silently mean no metrics at all
+            raise CommandError("`metrics` must name at least one metric, comma-separated "
+                               f"(e.g. mae,huber); received metrics={value!r}")
+        value = names
     if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
         raise CommandError("`metrics` must be a comma-separated list of names; received "
                            f"metrics={value!r}")
@@ -209,7 +213,9 @@ def _common(resolved: dict) -> RunConfig:
             resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
     resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
-        resolved["data_dir"] = str(resolved["data_dir"])
+        # A directory name; not any JSON value made into one (`"data_dir": 5` is no "5").
+        resolved["data_dir"] = checked(_checks.instance, "data_dir", resolved["data_dir"],
+                                       str, "a directory name (a string)")
     return RunConfig(**resolved)
 
 

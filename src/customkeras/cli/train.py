@@ -145,9 +145,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                           help="train on the first N training samples only, for quick runs "
                                "(with --input stream: the first N records) (default: all)")
     training.add_argument("--input", choices=config.INPUTS, default=s,
-                          help="arrays: the data set in memory (resumes exactly); stream: "
-                               "tf.data pipelines from verified TFRecord shards (the shuffle "
-                               "order after a --resume differs from an uninterrupted run's) "
+                          help="arrays: the data set in memory; stream: tf.data pipelines "
+                               "from verified TFRecord shards (both resume exactly) "
                                "(default: arrays)")
 
 
@@ -258,10 +257,13 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
         given.update(config.load(args.config))
     target = _target(args)
     given.update(target)
-    if "experiment" in target and run_config.experiment is None or (
-            "dataset" in target and run_config.experiment is not None):
-        raise CommandError(f"{run_dir} is a {run_config.name} run, not "
-                           f"{target.get('experiment') or target.get('dataset')}.")
+    named = target.get("experiment") or target.get("dataset")
+    if named is not None and named != (run_config.experiment or run_config.dataset):
+        # Before comparing options: a housing run's defaults differ from a Fashion-MNIST
+        # run's (its loss, ...), which would hide the real difference.
+        raise CommandError(f"{run_dir} is a {run_config.name} run, not {named}: continue it "
+                           f"with 'customkeras train --resume {run_dir}' (no dataset needed), "
+                           f"or start a new {named} run without --resume.")
     given.update(_options(args))
     resume.refuse_changes(run_dir, run_config, config.resolve(given))
     if hasattr(args, "output_dir") and pathlib.Path(args.output_dir).resolve() != run_dir.resolve():
