@@ -327,3 +327,42 @@ def test_a_shard_damaged_during_a_stream_run_is_one_line(data_dir, tmp_path, cap
     assert "Run the same command again (no epoch was complete)" in err
     assert len(err.strip().splitlines()) == 1
     assert not run_dir.exists()
+
+
+def _crafted(tmp_path, name, replace):
+    """A .keras file whose config.json was edited by `replace(config)`."""
+    import zipfile
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu")])
+    model.save(tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as archive:
+        files = {member: archive.read(member) for member in archive.namelist()}
+    document = json.loads(files["config.json"])
+    replace(document["config"]["layers"])
+    files["config.json"] = json.dumps(document).encode()
+    with zipfile.ZipFile(tmp_path / name, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("kind, replace, named", [
+    ("function", lambda layers: layers[-1]["config"].update(activation={
+        "module": "os", "class_name": "function", "config": "system",
+        "registered_name": "function"}), "the function os.system"),
+    ("class", lambda layers: layers.__setitem__(-1, {
+        "module": "subprocess", "class_name": "Popen", "config": {"args": ["true"]},
+        "registered_name": None}), "the class subprocess.Popen"),
+])
+def test_a_crafted_model_config_is_refused_naming_the_blocked_object(data_dir, tmp_path,
+                                                                     capsys, kind, replace,
+                                                                     named):
+    # Issue 25.6: Keras's generic "could not be deserialized properly" and a multi-kB dump.
+    path = _crafted(tmp_path, f"{kind}.keras", replace)
+    assert main(["predict", str(path), "--dataset", "housing", "--data-dir",
+                 str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"customkeras predict: error: Refusing to load {path}: its "
+                          f"configuration names {named}, which is not a Keras or registered "
+                          "customkeras object, so it was blocked")
+    assert len(err.strip().splitlines()) == 1 and len(err) < 600

@@ -10,6 +10,7 @@ from __future__ import annotations  # `keras.Model` annotations without importin
 import argparse
 import dataclasses
 import pathlib
+import re
 import zipfile
 
 from customkeras import experiments
@@ -94,17 +95,48 @@ def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
                 f"Refusing to load {path}: it needs unsafe deserialization, which would run "
                 "Python code stored in the file (typically a Lambda layer), and a model file "
                 "from an untrusted source could do anything on this machine. customkeras's own "
-                "models never need this. If you trust this file, add --unsafe.\n"
-                f"Keras said: {error}", exit_code=1) from None
-        raise CommandError(f"Cannot load {path}: {error}", exit_code=1) from None
+                "models never need this. If you trust this file, add --unsafe. Keras said: "
+                f"{_innermost(error)}", exit_code=1) from None
+        raise _unknown_object(path, error) or CommandError(
+            f"Cannot load {path}: {_innermost(error)}", exit_code=1) from None
     except TypeError as error:
-        raise CommandError(
-            f"Cannot load {path}: {error}\nIf the model uses custom classes, they must be "
-            "registered (keras.saving.register_keras_serializable) and imported first.",
-            exit_code=1) from None
+        raise _unknown_object(path, error) or CommandError(
+            f"Cannot load {path}: {_innermost(error)} If the model uses custom classes, they "
+            "must be registered (keras.saving.register_keras_serializable) and imported "
+            "first.", exit_code=1) from None
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise CommandError(f"Cannot load {path}: the file is damaged or not a .keras model "
                            f"({error}).", exit_code=1) from None
+
+
+# Keras's innermost words when a config names something it will not load.
+_NOT_LOCATED = re.compile(r"Could not locate (class|function) '([^']+)'.*?Full object config: "
+                          r"(\{.*?\})\s*$", re.DOTALL)
+_MODULE = re.compile(r"'module': '([^']+)'")
+
+
+def _innermost(error: BaseException, limit: int = 300) -> str:
+    """The last "Exception encountered:" part of Keras's nested message, on one line."""
+    text = str(error).rsplit("Exception encountered:", 1)[-1]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _unknown_object(path: pathlib.Path, error: BaseException) -> CommandError | None:
+    """A model file whose config names an object that is neither Keras's nor registered
+    (e.g. `os.system`, `subprocess.Popen`): safe mode blocked it; say so in one line."""
+    found = _NOT_LOCATED.search(str(error))
+    if found is None:
+        return None
+    kind, name, config = found.groups()
+    module = _MODULE.search(config)
+    where = f"{module.group(1)}.{name}" if module else name
+    return CommandError(
+        f"Refusing to load {path}: its configuration names the {kind} {where}, which is not a "
+        "Keras or registered customkeras object, so it was blocked (a model file must not "
+        "make the loader call arbitrary code). If the file is yours and uses your own "
+        "classes, load it in a script that imports and registers them "
+        "(keras.saving.register_keras_serializable).", exit_code=1)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
