@@ -8,6 +8,7 @@ The full-disk cases are in test_cli_full_disk.py.
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -414,3 +415,22 @@ def test_resume_with_another_dataset_names_the_run_and_the_fix(references, capsy
     assert err.startswith(f"customkeras train: error: {run_dir} is a housing run, not "
                           "fashion-mnist: continue it with 'customkeras train --resume")
     assert "loss" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_keras_save_stages_in_the_run_and_a_killed_saves_scratch_is_removed(
+        data_dir, tmp_path, references, capsys):
+    # Issue 25.5: a kill inside Keras's model.save left an empty directory in the system's
+    # temporary directory; it now stages inside the run, where the next owner cleans up.
+    import tempfile
+
+    from customkeras.cli import artifacts
+
+    with artifacts.scratch_directory(tmp_path) as scratch:
+        assert pathlib.Path(tempfile.mkdtemp()).parent == scratch
+    assert not scratch.exists() and tempfile.gettempdir() != str(scratch)
+    run_dir = _copy(references[1], tmp_path)
+    left = run_dir / ".scratch.0123456789ab.tmp"
+    (left / "tmpabc").mkdir(parents=True)
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--verbose", "0"]) == 0
+    assert ".scratch.0123456789ab.tmp" in capsys.readouterr().err
+    _assert_finished_and_intact(run_dir)

@@ -18,6 +18,8 @@ import os
 import pathlib
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 
 from customkeras.cli.errors import CommandError
@@ -89,11 +91,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     _fsync_directory(path.parent)
 
 
+@contextlib.contextmanager
+def scratch_directory(run_dir: pathlib.Path) -> Iterator[pathlib.Path]:
+    """Points Python's `tempfile` at a hidden directory in `run_dir` for the duration.
+
+    Keras's `model.save` stages files in `tempfile.mkdtemp()` directories: killed
+    meanwhile, it would leave them in the system's temporary directory, where nothing
+    removes them; here the run's next owner does (`remove_stale_files`).
+    """
+    scratch = run_dir / f".scratch.{secrets.token_hex(6)}{TEMPORARY_MARK}"
+    scratch.mkdir()
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def remove_stale_files(run_dir: pathlib.Path) -> list[pathlib.Path]:
-    """Deletes the temporary files a killed process left in `run_dir` (owner only)."""
-    stale = [p for p in run_dir.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    """Deletes the temporary files (and scratch directories) a killed process left in
+    `run_dir` (owner only)."""
+    stale = [p for p in run_dir.iterdir() if _TEMPORARY.match(p.name)]
     for path in stale:
-        path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return stale
 
 

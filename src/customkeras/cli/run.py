@@ -178,7 +178,8 @@ def _finish(run_dir, run_config, trainer, model, data, history) -> int:
               f"files to {_shown(run_dir)}.")
         return 0
     _write_history(run_dir, history, run_config)
-    with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
+    with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp, \
+            artifacts.scratch_directory(run_dir):
         model.save(tmp)
     artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE,
                                 artifacts.as_test_metrics(results))
