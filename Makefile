@@ -13,7 +13,7 @@ export CUSTOMKERAS_DATA_DIR ?= $(abspath $(SHARED_DATA))
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test bench bench-quick bench-report bench-distribute clean
+.PHONY: install train test bench bench-quick bench-report bench-distribute bench-startup clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-report:
 bench-distribute: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_distribute.py
 	$(BIN)/python benchmarks/report.py
+
+# `customkeras --help` and usage errors, whole processes: before (git cb355b8) and after.
+bench-startup: install
+	$(BIN)/python benchmarks/bench_cli_startup.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

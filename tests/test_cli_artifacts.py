@@ -106,17 +106,37 @@ def test_a_new_run_fails_on_an_unwritable_place(tmp_path):
             pass
 
 
-def test_a_new_run_that_fails_leaves_no_directory_but_keeps_one_with_files(tmp_path):
+def test_a_new_run_that_fails_keeps_its_directory_only_after_a_complete_epoch(tmp_path):
     with pytest.raises(RuntimeError):
         with rundir.new_run(tmp_path / "run") as run_dir:
             assert (run_dir / "run.lock").is_file()
             raise RuntimeError("bad data")
     assert not (tmp_path / "run").exists()
+    # Before its first complete epoch (only the initial ckpt-0): nothing worth resuming,
+    # and config.json would block the corrected command ("already holds a run").
+    with pytest.raises(RuntimeError):
+        with rundir.new_run(tmp_path / "early") as run_dir:
+            (run_dir / "config.json").write_text("{}")
+            (run_dir / "checkpoints").mkdir()
+            (run_dir / "checkpoints" / "ckpt-0.index").write_text("")
+            raise RuntimeError("data that does not fit the model")
+    assert not (tmp_path / "early").exists()
+    # A directory the user made keeps what was in it before.
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError):
+        with rundir.new_run(tmp_path / "mine") as run_dir:
+            (run_dir / "config.json").write_text("{}")
+            raise RuntimeError("bad data")
+    assert sorted(os.listdir(tmp_path / "mine")) == ["notes.txt"]
+    # After a complete epoch: kept, for --resume.
     with pytest.raises(RuntimeError):
         with rundir.new_run(tmp_path / "kept") as run_dir:
             (run_dir / "config.json").write_text("{}")
+            (run_dir / "checkpoints").mkdir()
+            (run_dir / "checkpoints" / "ckpt-1.index").write_text("")
             raise RuntimeError("killed later")
-    assert sorted(os.listdir(tmp_path / "kept")) == ["config.json"]
+    assert sorted(os.listdir(tmp_path / "kept")) == ["checkpoints", "config.json"]
 
 
 def test_stale_temporary_files_are_recognised_by_their_name(tmp_path):

@@ -181,3 +181,41 @@ def test_optimizer_names_build_keras_optimizers():
     for name in experiments.OPTIMIZERS:
         optimizer = experiments.build_optimizer(name, 0.25)
         assert float(optimizer.learning_rate) == pytest.approx(0.25)
+
+
+def test_loose_config_values_are_refused(tmp_path, capsys):
+    # Issue 25.7: `"data_dir": 5` was read as the directory "5"; `--metrics ""` silently
+    # meant no metrics.
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"dataset": "housing", "data_dir": 5}))
+    assert main(["train", "--config", str(path)]) == 2
+    assert ("`data_dir` must be a directory name (a string); received data_dir=5"
+            in capsys.readouterr().err)
+    assert main(["train", "housing", "--metrics", ""]) == 2
+    assert "`metrics` must name at least one metric" in capsys.readouterr().err
+    assert main(["train", "housing", "--metrics", " , "]) == 2
+    assert "received metrics=' , '" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_is_one_line_unless_debug(monkeypatch, capsys):
+    from customkeras.cli import train
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr(train, "handle", broken)
+    monkeypatch.setattr(train, "add_parser", _with_handler(train.add_parser, broken))
+    assert main(["train", "housing"]) == 1
+    err = capsys.readouterr().err
+    assert err == ("customkeras train: error: unexpected ZeroDivisionError: division by zero "
+                   "second line (a case the command does not check yet; 'customkeras --debug "
+                   "train ...' shows the traceback for a report)\n")
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "train", "housing"])
+
+
+def _with_handler(add_parser, handler):
+    def add(subparsers):
+        add_parser(subparsers)
+        subparsers.choices["train"].set_defaults(handler=handler)
+    return add

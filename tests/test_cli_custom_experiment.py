@@ -159,3 +159,59 @@ def test_options_of_the_built_in_experiments_are_refused(experiment_file, capsys
     assert "lr cannot be given with an experiment function" in capsys.readouterr().err
     assert _train(f"{experiment_file}:streamed", "--max-train-samples", "10") == 2
     assert "--max-train-samples applies to array data only" in capsys.readouterr().err
+
+
+BROKEN = textwrap.dedent('''\
+    import keras
+    import numpy as np
+
+    def _model(compile=True):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        if compile:
+            model.compile(loss="mse", optimizer="adam")
+        return model
+
+    def _x(features=4):
+        return np.ones((64, features), "float32")
+
+    def raises():
+        raise RuntimeError("the data server is down")
+
+    def uncompiled():
+        return _model(False), (_x(), np.ones((64, 1), "float32"))
+
+    def wrong_features():
+        return _model(), (_x(3), np.ones((64, 1), "float32"))
+
+    def wrong_lengths():
+        return _model(), (_x(), np.ones((60, 1), "float32"))
+
+    def needs(n):
+        return _model(), (_x(), np.ones((64, 1), "float32"))
+    ''')
+
+
+@pytest.mark.parametrize("function, message", [
+    ("raises", "raised RuntimeError: the data server is down. Fix it"),
+    ("uncompiled", "The experiment's model is not compiled: call model.compile("),
+    ("wrong_features", "failed: ValueError: `x` must have shape ('n', 4) to match the model "
+                       "input; received shape (64, 3)"),
+    ("wrong_lengths", "`x` and `y` must have the same number of samples; received 64 and 60"),
+    ("needs", "must take no arguments (missing a required argument: 'n')"),
+])
+def test_a_failing_experiment_is_one_line_and_leaves_nothing_blocking_the_rerun(
+        tmp_path, capsys, function, message):
+    # Issue 25.4: these were tracebacks, and a directory holding config.json that refused
+    # the corrected command ("already holds a run").
+    path = tmp_path / "broken.py"
+    path.write_text(BROKEN)
+    run_dir = tmp_path / "run"
+    argv = (f"{path}:{function}", "--epochs", "1", "--output-dir", str(run_dir))
+    assert _train(*argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("customkeras train: error: ") and message in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+    if function == "wrong_features":  # fixed, the same command runs
+        path.write_text(BROKEN.replace("_x(3)", "_x(4)"))
+        assert _train(*argv) == 0

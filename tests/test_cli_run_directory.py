@@ -8,6 +8,7 @@ The full-disk cases are in test_cli_full_disk.py.
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -233,6 +234,95 @@ def test_a_damaged_latest_checkpoint_falls_back_and_says_so_in_one_line(
     _assert_same_run(run_dir, references[3])
 
 
+@pytest.mark.parametrize("damage", ["empty", "short", "no index"])
+def test_an_empty_short_or_index_less_newest_checkpoint_falls_back_with_a_skipped_line(
+        data_dir, tmp_path, references, capsys, damage):
+    # Issue 25.1 / 25.6: no checkpoint file is fsynced, so a crash can leave an empty data
+    # file (`: > ckpt-2.data-...`); `--resume` used to die in a traceback (IndexError
+    # "Read less bytes than requested"), and a lost .index fell back without a word.
+    run_dir = _copy(references[2], tmp_path)
+    checkpoints = run_dir / "checkpoints"
+    data = next(checkpoints.glob("ckpt-2.data-*"))
+    if damage == "empty":
+        data.write_bytes(b"")
+    elif damage == "short":
+        data.write_bytes(data.read_bytes()[:7])
+    else:
+        (checkpoints / "ckpt-2.index").unlink()
+    assert main(["train", "--resume", str(run_dir), "--epochs", "3", "--verbose", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    lines = [line for line in captured.err.splitlines() if "ckpt-2" in line]
+    assert len(lines) == 1 and lines[0].startswith("Skipped checkpoint ckpt-2: ")
+    assert lines[0].endswith("resuming from ckpt-1.")
+    if damage == "no index":
+        assert "ckpt-2.index file is missing" in lines[0]
+    assert "after epoch 1 of 3" in captured.out
+    _assert_same_run(run_dir, references[3])
+    # The damaged checkpoint was replaced, not left beside the new ones.
+    assert sorted(p.name for p in checkpoints.glob("ckpt-*.index")) == ["ckpt-2.index",
+                                                                       "ckpt-3.index"]
+
+
+def test_data_left_by_a_kill_between_the_deletions_of_an_old_checkpoint_is_removed(
+        data_dir, tmp_path, references, capsys):
+    # Issue 25.5: killed after deleting ckpt-0.index but before its data (1 MB, forever).
+    run_dir = _copy(references[2], tmp_path)
+    checkpoints = run_dir / "checkpoints"
+    leftover = checkpoints / "ckpt-0.data-00000-of-00001"
+    shutil.copy(next(checkpoints.glob("ckpt-1.data-*")), leftover)
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--verbose", "0"]) == 0
+    assert "ckpt-0.data-00000-of-00001" in capsys.readouterr().err  # said, once
+    assert not leftover.exists()
+    assert sorted(p.name for p in checkpoints.iterdir() if p.name.startswith("ckpt-0")) == []
+
+
+def test_the_sweep_deletes_an_old_checkpoints_index_before_its_data(tmp_path, monkeypatch):
+    # So that a kill between the two deletions leaves data without an index (no checkpoint,
+    # removed by the next owner) rather than an index without data.
+    import keras
+
+    from customkeras.training.run import RunCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    checkpoint = RunCheckpoint(tmp_path, model, max_to_keep=1)
+    checkpoint.save(1, {"loss": [1.0]})
+    order = []
+    unlink = type(tmp_path).unlink
+    monkeypatch.setattr(type(tmp_path), "unlink",
+                        lambda self, *a, **k: (order.append(self.name), unlink(self, *a, **k)))
+    checkpoint.save(2, {"loss": [1.0, 0.5]})
+    first = [name for name in order if name.startswith("ckpt-1.")]
+    assert first[0] == "ckpt-1.index" and len(first) == 2
+
+
+def test_a_damaged_manifest_is_not_a_dead_end(data_dir, tmp_path, references, capsys):
+    # Issue 25.2: `truncate -s 50 manifest.json`: evaluate said "resume the run to write it
+    # again" and --resume refused with the same message.
+    run_dir = _copy(references[2], tmp_path)
+    manifest = run_dir / "manifest.json"
+    manifest.write_bytes(manifest.read_bytes()[:50])
+    assert main(["evaluate", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"{manifest} is damaged" in err and f"customkeras train --resume {run_dir}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["train", "--resume", str(run_dir), "--verbose", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "has all 2 epochs but its manifest.json is damaged" in out
+    _assert_finished_and_intact(run_dir)
+    _assert_same_run(run_dir, references[2])
+    assert main(["evaluate", str(run_dir), "--json"]) == 0
+    # An edited config.json is still refused when the manifest is damaged: the
+    # checkpoints say what the run was trained with.
+    manifest.write_bytes(b"{")
+    document = _json(run_dir / "config.json")
+    document["config"]["seed"] = 7
+    (run_dir / "config.json").write_text(json.dumps(document))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run_dir), "--verbose", "0"]) == 1
+    assert "does not match the run's checkpoint ckpt-2" in capsys.readouterr().err
+
+
 # 7. An edited config.json is refused.
 
 def test_an_edited_config_json_is_refused_by_resume_evaluate_and_predict(
@@ -315,3 +405,32 @@ def test_temporary_files_of_a_killed_process_are_removed_on_resume(
     _assert_same_run(run_dir, references[3])
     _assert_finished_and_intact(run_dir)
 
+
+
+def test_resume_with_another_dataset_names_the_run_and_the_fix(references, capsys):
+    # Issue 25.6: `--resume RUN fashion-mnist` on a housing run complained about `loss`.
+    run_dir = references[1]
+    assert main(["train", "--resume", str(run_dir), "fashion-mnist"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"customkeras train: error: {run_dir} is a housing run, not "
+                          "fashion-mnist: continue it with 'customkeras train --resume")
+    assert "loss" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_keras_save_stages_in_the_run_and_a_killed_saves_scratch_is_removed(
+        data_dir, tmp_path, references, capsys):
+    # Issue 25.5: a kill inside Keras's model.save left an empty directory in the system's
+    # temporary directory; it now stages inside the run, where the next owner cleans up.
+    import tempfile
+
+    from customkeras.cli import artifacts
+
+    with artifacts.scratch_directory(tmp_path) as scratch:
+        assert pathlib.Path(tempfile.mkdtemp()).parent == scratch
+    assert not scratch.exists() and tempfile.gettempdir() != str(scratch)
+    run_dir = _copy(references[1], tmp_path)
+    left = run_dir / ".scratch.0123456789ab.tmp"
+    (left / "tmpabc").mkdir(parents=True)
+    assert main(["train", "--resume", str(run_dir), "--epochs", "2", "--verbose", "0"]) == 0
+    assert ".scratch.0123456789ab.tmp" in capsys.readouterr().err
+    _assert_finished_and_intact(run_dir)

@@ -77,6 +77,12 @@ def test_ctrl_c_checkpoints_and_exits_130(python_executable, data_dir, tmp_path)
     assert f"Resume with:\n  customkeras train --resume {run_dir}" in err
     completed = len(json.loads((run_dir / "history.json").read_text())["epoch"])
     assert (run_dir / "checkpoints" / f"ckpt-{completed}.index").is_file()
+    # The display agrees with the message: as many whole epochs shown as it says; an epoch
+    # cut short (if the Ctrl-C landed inside one) is shown as such, without val_ numbers.
+    assert f"after {completed} complete epoch(s)" in err
+    epochs = [line for line in out.splitlines() if line.startswith("Epoch ")]
+    assert len([line for line in epochs if "cut short" not in line]) == completed
+    assert all("val_" not in line for line in epochs if "cut short" in line)
     assert (run_dir / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     assert not (run_dir / "model.keras").exists()
 

@@ -32,7 +32,12 @@ def test_trace_command_from_python_runs_the_same_command(capsys):
     (["math:sqrt", "--example", "(4.0,"], 2, "cannot evaluate --example '(4.0,': SyntaxError"),
     (["math:sqrt", "--example", "'four'"], 1,
      "math:sqrt failed on an example: TypeError: must be real number, not str"),
-    (["cube", "--example", "1"], 2, "cannot load 'cube': expected MODULE:FUNCTION"),
+    (["cube", "--example", "1"], 2,
+     "cannot load 'cube': expected FILE.py:FUNCTION or MODULE:FUNCTION"),
+    (["mysteps.py", "--example", "1"], 2,
+     "cannot load 'mysteps.py': expected FILE.py:FUNCTION or MODULE:FUNCTION"),
+    (["no_such_file_here.py:cube", "--example", "1"], 2,
+     "cannot load 'no_such_file_here.py:cube': the file no_such_file_here.py does not exist"),
     (["no_such_module_here:f", "--example", "1"], 2, "No module named 'no_such_module_here'"),
 ])
 def test_bad_targets_and_examples_are_one_line_errors(capsys, argv, status, message):
@@ -40,3 +45,17 @@ def test_bad_targets_and_examples_are_one_line_errors(capsys, argv, status, mess
     err = capsys.readouterr().err
     assert err.startswith("customkeras trace: error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_trace_takes_file_py_colon_function_like_train(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mysteps.py").write_text("def cube(x):\n    return x ** 3\n")
+    (tmp_path / "broken.py").write_text("raise RuntimeError('half-written file')\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["trace", "mysteps.py:cube", "--example", "tf.constant(2.0)",
+                 "--example", "tf.constant(3.0)"]) == 0
+    assert capsys.readouterr().out.startswith("1 trace(s) for 2 call(s):")
+    # A module that fails while importing: one line naming it, not a traceback.
+    assert main(["trace", "broken.py:f", "--example", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("customkeras trace: error: cannot load 'broken.py:f': RuntimeError: "
+                   "half-written file\n")

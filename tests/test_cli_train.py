@@ -286,6 +286,83 @@ def test_housing_trains_from_the_tfrecord_stream(data_dir, tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([evaluated[k] for k in recorded], list(recorded.values()),
                                rtol=1e-5)
-    assert _train(tmp_path / "other", data_dir, "--input", "stream", "--max-train-samples",
-                  "10", dataset="housing") == 2
-    assert "applies to --input arrays only" in capsys.readouterr().err
+    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (the
+    # pipeline is fast-forwarded over the finished epochs): the README says so (issue 25.7).
+    part = tmp_path / "part"
+    assert _train(part, data_dir, "--input", "stream", "--epochs", "1", "--batch-size",
+                  "256", dataset="housing") == 0
+    assert main(["train", "--resume", str(part), "--epochs", "2", "--verbose", "0"]) == 0
+    assert _json(part / "history.json") == _json(run_dir / "history.json")
+    # A quick streamed run: the first 10 records only (3 steps of 4), as with arrays.
+    capsys.readouterr()
+    assert _train(tmp_path / "quick", data_dir, "--input", "stream", "--max-train-samples",
+                  "10", "--batch-size", "4", "--epochs", "1", "--verbose", "2",
+                  dataset="housing") == 0
+    assert "Epoch 1/1 - 3/3 - " in capsys.readouterr().out
+    assert _json(tmp_path / "quick" / "config.json")["config"]["max_train_samples"] == 10
+
+
+def test_a_shard_damaged_during_a_stream_run_is_one_line(data_dir, tmp_path, capsys,
+                                                         monkeypatch):
+    # Issue 25.3: a TFRecord shard damaged while `--input stream` trains was a raw
+    # DataLossError traceback. Here the training stream reads a damaged file.
+    import tensorflow as tf
+
+    damaged = tmp_path / "train-00000.tfrecord"
+    damaged.write_bytes(b"\x00" * 64 + b"not a record")
+
+    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None):
+        train = tf.data.TFRecordDataset([str(damaged)]).map(
+            lambda record: (tf.zeros((8,)), tf.zeros((1,)))).batch(batch_size)
+        return train, None, None
+
+    monkeypatch.setattr(run.loading, "load_streams", streams)
+    run_dir = tmp_path / "run"
+    assert _train(run_dir, data_dir, "--input", "stream", "--epochs", "1",
+                  dataset="housing") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("customkeras train: error: The training data stream cannot be read: "
+                          "a TFRecord shard of the housing cache was damaged during the run")
+    # In its first epoch: nothing worth resuming, nothing left to block the same command.
+    assert "Run the same command again (no epoch was complete)" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+def _crafted(tmp_path, name, replace):
+    """A .keras file whose config.json was edited by `replace(config)`."""
+    import zipfile
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="relu")])
+    model.save(tmp_path / "plain.keras")
+    with zipfile.ZipFile(tmp_path / "plain.keras") as archive:
+        files = {member: archive.read(member) for member in archive.namelist()}
+    document = json.loads(files["config.json"])
+    replace(document["config"]["layers"])
+    files["config.json"] = json.dumps(document).encode()
+    with zipfile.ZipFile(tmp_path / name, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize("kind, replace, named", [
+    ("function", lambda layers: layers[-1]["config"].update(activation={
+        "module": "os", "class_name": "function", "config": "system",
+        "registered_name": "function"}), "the function os.system"),
+    ("class", lambda layers: layers.__setitem__(-1, {
+        "module": "subprocess", "class_name": "Popen", "config": {"args": ["true"]},
+        "registered_name": None}), "the class subprocess.Popen"),
+])
+def test_a_crafted_model_config_is_refused_naming_the_blocked_object(data_dir, tmp_path,
+                                                                     capsys, kind, replace,
+                                                                     named):
+    # Issue 25.6: Keras's generic "could not be deserialized properly" and a multi-kB dump.
+    path = _crafted(tmp_path, f"{kind}.keras", replace)
+    assert main(["predict", str(path), "--dataset", "housing", "--data-dir",
+                 str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"customkeras predict: error: Refusing to load {path}: its "
+                          f"configuration names {named}, which is not a Keras or registered "
+                          "customkeras object, so it was blocked")
+    assert len(err.strip().splitlines()) == 1 and len(err) < 600

@@ -115,6 +115,23 @@ def test_batches_are_those_of_the_arrays_for_any_batch_size(batch_size, shard_ca
         np.testing.assert_array_equal(got, expected)
 
 
+def test_max_examples_reads_the_first_records_shuffled_among_themselves(
+        shard_cache, data_dir, california_arrays):
+    X, _ = california_arrays["train"]
+    first = stream_california_housing("train", batch_size=4, data_dir=data_dir,
+                                      cache_dir=shard_cache, max_examples=10)
+    assert int(first.cardinality()) == 3
+    np.testing.assert_array_equal(np.concatenate(collect(first)[0]), X[:10])
+    shuffled = stream_california_housing("train", batch_size=4, shuffle=True, seed=1,
+                                         data_dir=data_dir, cache_dir=shard_cache,
+                                         max_examples=10)
+    rows = np.concatenate(collect(shuffled)[0])
+    np.testing.assert_array_equal(np.sort(rows, axis=0), np.sort(X[:10], axis=0))
+    with pytest.raises(ValueError, match="max_examples"):
+        stream_california_housing("train", data_dir=data_dir, cache_dir=shard_cache,
+                                  max_examples=0)
+
+
 def test_shuffle_is_a_seeded_permutation_reshuffled_each_pass(shard_cache, data_dir,
                                                               california_arrays):
     def stream(**options):

@@ -19,6 +19,7 @@ import os
 import pathlib
 import random
 import re
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -354,3 +355,46 @@ def test_each_rule_of_the_doc_has_a_test():
     text = (DOCS / "tf-functions.md").read_text(encoding="utf-8")
     numbers = re.findall(r"^\*\*(\d+)\. ", text, flags=re.MULTILINE)
     assert sorted(numbers, key=int) == sorted((r.split("-")[0] for r in RULES), key=int)
+
+
+# What TensorFlow's C++ start-up prints on stderr when nothing quiets it (absl log lines such
+# as "E0000 00:00:... failed call to cuInit", oneDNN and CUDA notices).
+TF_NOISE = re.compile(r"^[IWEF]\d{4} |cuInit|oneDNN|cuda|TF-TRT|absl::|computation_placer",
+                      re.MULTILINE)
+
+
+def _readme_python_blocks() -> list[Block]:
+    return [block for block in parse_blocks(README) if block.language == "python"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", _readme_python_blocks(), ids=lambda b: f"README.md:{b.line}")
+def test_readme_block_runs_alone_in_a_fresh_interpreter(block, tmp_path, request):
+    """Each README block as a user pastes it: alone, in a new `python`, in a shell without
+    TF_CPP_MIN_LOG_LEVEL; it prints what its text block shows and no TensorFlow noise."""
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(DOCS.parent / "src"), *filter(None, [env.get("PYTHONPATH")])])
+    if "requires-data" in block.options:
+        env["CUSTOMKERAS_DATA_DIR"] = str(request.getfixturevalue("data_dir"))
+    done = subprocess.run([sys.executable, "-c", block.source], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=600)
+    where = f"README.md:{block.line}"
+    assert done.returncode == 0, f"{where} fails alone:\n{done.stderr[-3000:]}"
+    noise = TF_NOISE.findall(done.stderr)
+    assert not noise, f"{where} prints TensorFlow start-up noise:\n{done.stderr[-3000:]}"
+    if block.expected is not None:
+        flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+        assert doctest.OutputChecker().check_output(block.expected, done.stdout, flags), (
+            f"{where}: output differs\n--- expected\n{block.expected}--- got\n{done.stdout}")
+
+
+def test_readme_uses_one_command_form():
+    """`customkeras ...` after saying how to activate the venv; never `.venv/bin/customkeras`
+    as the form to type (only in the sentence that names the alternative)."""
+    text = README.read_text(encoding="utf-8")
+    assert "source .venv/bin/activate" in text
+    commands = [line for block in parse_blocks(README) if block.language == "bash"
+                for line in block.source.splitlines()]
+    assert not [line for line in commands if ".venv/bin/" in line
+                and not line.startswith("source .venv/bin/activate")]

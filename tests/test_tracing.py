@@ -226,6 +226,7 @@ def test_trace_command(tmp_path, monkeypatch, capsys):
 
 def test_trace_command_rejects_a_bad_target(capsys):
     assert tracing.trace_command(["cube", "--example", "1"]) == 2
-    assert "expected MODULE:FUNCTION, received: 'cube'" in capsys.readouterr().err
+    assert ("cannot load 'cube': expected FILE.py:FUNCTION or MODULE:FUNCTION"
+            in capsys.readouterr().err)
     assert tracing.trace_command(["customkeras.tracing:no_such", "--example", "1"]) == 2
     assert "no_such" in capsys.readouterr().err

@@ -46,32 +46,59 @@ def _import_tensorflow_quietly():
         _os.close(saved_fd)
 
 
-# On every backend: TensorFlow is a dependency, and tf.data feeds fit on any backend.
-_import_tensorflow_quietly()
+_SUBMODULES = ("activations", "constraints", "datasets", "initializers", "layers", "losses",
+               "metrics", "models", "optimizers", "regularizers")
 
-from customkeras import _backend  # noqa: E402
-from customkeras import activations  # noqa: E402,F401
-from customkeras import constraints  # noqa: E402,F401
-from customkeras import datasets  # noqa: E402,F401
-from customkeras import initializers  # noqa: E402,F401
-from customkeras import layers  # noqa: E402,F401
-from customkeras import losses  # noqa: E402,F401
-from customkeras import metrics  # noqa: E402,F401
-from customkeras import models  # noqa: E402,F401
-from customkeras import optimizers  # noqa: E402,F401
-from customkeras import regularizers  # noqa: E402,F401
 
-if _backend.backend() == "tensorflow":
-    from customkeras import autodiff  # noqa: E402,F401
-    from customkeras import tracing  # noqa: E402,F401
-    from customkeras import training  # noqa: E402,F401
+def _import_all():
+    """Imports TensorFlow (quietly) and every component, registering them with Keras.
+
+    Run when the package is imported, except in the `customkeras` command, which calls it
+    once its arguments are parsed and checked (see `_started_as_command`). Safe to call
+    again.
+    """
+    import importlib
+
+    # On every backend: TensorFlow is a dependency, and tf.data feeds fit on any backend.
+    _import_tensorflow_quietly()
+    _backend = importlib.import_module("customkeras._backend")
+
+    for name in _SUBMODULES:
+        importlib.import_module(f"customkeras.{name}")
+    if _backend.backend() == "tensorflow":
+        for name in _backend.TF_ONLY_PARTS:
+            importlib.import_module(f"customkeras.{name}")
+
+
+def _started_as_command():
+    """Whether this process is the `customkeras` command (console script or `-m`).
+
+    Then `import customkeras` defers TensorFlow, Keras and the components until the
+    command has parsed its arguments: `customkeras --help` and usage errors answer at
+    once instead of after TensorFlow's start-up. Every other import (scripts, notebooks,
+    tests, the command's own child processes) imports everything at once, so
+    `import customkeras` alone registers every component, as Keras loading needs.
+    """
+    script = _os.path.basename(_sys.argv[0]) if _sys.argv else ""
+    if script in ("customkeras", "customkeras.exe", "customkeras-script.py"):
+        return True
+    argv = getattr(_sys, "orig_argv", [])  # the interpreter's own arguments (Python 3.10+)
+    return any(arg == "-m" and argv[i + 1:i + 2] == ["customkeras.cli"]
+               for i, arg in enumerate(argv))
+
+
+if not _started_as_command():
+    _import_all()
 
 
 def __getattr__(name):
-    # `customkeras.training` on another backend: import it, so its guard explains.
-    if name in _backend.TF_ONLY_PARTS:
+    # A submodule not imported yet: the command before `_import_all`, or
+    # `customkeras.training` on another backend (importing it lets its guard explain).
+    # (`from customkeras import x` asks here first: only those names are imported.)
+    if name in _SUBMODULES or name in ("training", "tracing", "autodiff"):
         import importlib
 
+        _import_tensorflow_quietly()
         return importlib.import_module(f"customkeras.{name}")
     raise AttributeError(f"module 'customkeras' has no attribute {name!r}")
 

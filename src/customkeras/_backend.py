@@ -8,8 +8,8 @@ on another backend the import fails at once with an error saying what to do, ins
 failing later with a confusing message from deep inside TensorFlow.
 """
 
-import keras
-import numpy as np
+# Keras and NumPy are imported inside the functions, not here: the `customkeras` command
+# reads `BACKENDS` to build its options without starting TensorFlow (see customkeras.cli).
 
 __all__ = ["BACKENDS", "TF_ONLY_PARTS", "UnsupportedBackendError", "backend",
            "gradient_of_sum", "require_tensorflow"]
@@ -32,6 +32,8 @@ class UnsupportedBackendError(ImportError):
 
 def backend():
     """Returns the name of the Keras backend in use (`keras.backend.backend()`)."""
+    import keras
+
     return keras.backend.backend()
 
 
@@ -82,6 +84,8 @@ def gradient_of_sum(function, x):
 
     >>> gradient_of_sum(customkeras.activations.softplus, [0.0, 1e3])  # sigmoid: [0.5, 1]
     """
+    import numpy as np
+
     x = np.asarray(x)
     current = backend()
     if current == "tensorflow":
@@ -94,6 +98,7 @@ def gradient_of_sum(function, x):
         return np.asarray(value), np.asarray(gradient)
     if current == "jax":
         import jax
+        import keras
 
         def total(point):
             value = function(point)

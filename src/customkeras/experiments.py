@@ -15,13 +15,37 @@ from Python:
 ...                            experiments.build_metrics("fashion-mnist"))
 """
 
+from __future__ import annotations  # annotations name Keras and NumPy types, unimported
+
 import dataclasses
+import importlib
 from collections.abc import Callable, Sequence
 
-import keras
-import numpy as np
+from customkeras import _checks
 
-from customkeras import _checks, datasets, layers, losses, metrics, models, optimizers
+# Keras, NumPy and the components are imported by the functions that use them, not here:
+# the `customkeras` command checks names and defaults from this module (its options,
+# `--help`, usage errors) without starting TensorFlow.
+
+
+def _import(name: str):
+    """`keras`, `numpy` or a customkeras part (`"layers"`, ...), imported on first use."""
+    import customkeras
+
+    customkeras._import_all()  # TensorFlow quietly first, every component registered
+    return importlib.import_module(name if name in ("keras", "numpy") else f"customkeras.{name}")
+
+
+def _keras_optimizer(class_name: str) -> Callable:
+    def build(learning_rate):
+        return getattr(_import("keras").optimizers, class_name)(learning_rate=learning_rate)
+
+    build.__name__ = build.__qualname__ = class_name
+    return build
+
+
+def _momentum_sgd(learning_rate):
+    return _import("optimizers").MomentumSGD(learning_rate, momentum=0.9)
 
 FASHION_MNIST = "fashion-mnist"
 HOUSING = "housing"
@@ -30,13 +54,14 @@ DATASETS = (FASHION_MNIST, HOUSING)
 FASHION_MODELS = ("mlp",)
 
 # Keras's built-in optimizers by the names users type, plus the chapter's custom one.
+# Each value builds the optimizer from `learning_rate=`.
 OPTIMIZERS = {
-    "sgd": keras.optimizers.SGD,
-    "momentum-sgd": lambda learning_rate: optimizers.MomentumSGD(learning_rate, momentum=0.9),
-    "adam": keras.optimizers.Adam,
-    "nadam": keras.optimizers.Nadam,
-    "rmsprop": keras.optimizers.RMSprop,
-    "adagrad": keras.optimizers.Adagrad,
+    "sgd": _keras_optimizer("SGD"),
+    "momentum-sgd": _momentum_sgd,
+    "adam": _keras_optimizer("Adam"),
+    "nadam": _keras_optimizer("Nadam"),
+    "rmsprop": _keras_optimizer("RMSprop"),
+    "adagrad": _keras_optimizer("Adagrad"),
 }
 
 HOUSING_LOSSES = ("mse", "huber")
@@ -50,6 +75,7 @@ UPPER_DEFAULTS = ("nadam", 1e-3)
 
 
 def _dense_relu(units: int) -> keras.layers.Dense:
+    keras = _import("keras")
     return keras.layers.Dense(units, activation="relu", kernel_initializer="he_normal")
 
 
@@ -59,6 +85,7 @@ def build_fashion_mlp() -> keras.Sequential:
     Returns:
         An uncompiled, built `keras.Sequential` for 28x28 images.
     """
+    keras = _import("keras")
     return keras.Sequential(
         [
             keras.Input(shape=(28, 28)),
@@ -77,6 +104,7 @@ def build_fashion_split_mlp() -> tuple[keras.Sequential, keras.Sequential, keras
         `(model, lower_layers, upper_layers)`: `model` chains `lower_layers`
         (Flatten -> Dense(100, relu)) and `upper_layers` (Dense(10, softmax)).
     """
+    keras = _import("keras")
     lower = keras.Sequential(
         [keras.Input(shape=(28, 28)), keras.layers.Flatten(),
          keras.layers.Dense(100, activation="relu")],
@@ -101,39 +129,46 @@ class HousingModel:
 
 
 def _regressor(*stack: keras.layers.Layer) -> keras.Sequential:
+    keras = _import("keras")
     return keras.Sequential([keras.Input(shape=(8,)), *stack])
+
+
+def _dense(units: int):
+    return _import("keras").layers.Dense(units)
 
 
 HOUSING_MODELS = {
     "mlp": HousingModel(
         "Dense(30, relu) -> Dense(1), the chapter's basic regressor",
-        lambda: _regressor(_dense_relu(30), keras.layers.Dense(1)),
+        lambda: _regressor(_dense_relu(30), _dense(1)),
     ),
     "residual": HousingModel(
         "customkeras.models.ResidualRegressor(1) (residual blocks)",
-        lambda: models.ResidualRegressor(1),
+        lambda: _import("models").ResidualRegressor(1),
     ),
     "reconstructing": HousingModel(
         "customkeras.models.ReconstructingRegressor(1): loss from model internals",
-        lambda: models.ReconstructingRegressor(1, reconstruction_weight=0.05),
+        lambda: _import("models").ReconstructingRegressor(1, reconstruction_weight=0.05),
     ),
     "wide-deep": HousingModel(
         "customkeras.models.WideAndDeepRegressor(1): input concatenated with the deep path",
-        lambda: models.WideAndDeepRegressor(output_dim=1),
+        lambda: _import("models").WideAndDeepRegressor(output_dim=1),
     ),
     "simple-dense": HousingModel(
         "SimpleDense(30, relu) -> SimpleDense(1), the chapter's MyDense",
-        lambda: _regressor(layers.SimpleDense(30, activation="relu"), layers.SimpleDense(1)),
+        lambda: _regressor(_import("layers").SimpleDense(30, activation="relu"),
+                           _import("layers").SimpleDense(1)),
     ),
     "gaussian-noise": HousingModel(
         "GaussianNoise(1.0) -> Dense(30, relu) -> Dense(1): noise only in training",
-        lambda: _regressor(layers.GaussianNoise(1.0), _dense_relu(30), keras.layers.Dense(1)),
+        lambda: _regressor(_import("layers").GaussianNoise(1.0), _dense_relu(30), _dense(1)),
     ),
     # The chapter trains this one with plain SGD (learning rate 0.01).
     "exponential": HousingModel(
         "Dense(30, relu) -> Dense(1) -> Exponential: positive outputs",
         lambda: _regressor(
-            keras.layers.Dense(30, activation="relu"), keras.layers.Dense(1), layers.Exponential()
+            _import("keras").layers.Dense(30, activation="relu"), _dense(1),
+            _import("layers").Exponential()
         ),
         optimizer="sgd",
         learning_rate=1e-2,
@@ -155,7 +190,7 @@ def build_housing_model(name: str, n_features: int = 8) -> keras.Model:
     _checks.one_of("n_features", n_features, (8,))  # the housing features
     model = HOUSING_MODELS[name].build()
     # Subclassed models create their weights on first call; checkpoints need them now.
-    model(np.zeros((1, n_features), dtype="float32"))
+    model(_import("numpy").zeros((1, n_features), dtype="float32"))
     return model
 
 
@@ -176,12 +211,13 @@ def build_loss(dataset: str, name: str | None = None, threshold: float = 1.0):
         threshold: the Huber threshold. Defaults to 1.0.
     """
     _checks.one_of("dataset", dataset, DATASETS)
+    keras = _import("keras")
     if dataset == FASHION_MNIST:
         _checks.one_of("name", name, (None, FASHION_LOSS))
         return keras.losses.SparseCategoricalCrossentropy()
     _checks.one_of("name", name, (None, *HOUSING_LOSSES))
     if name == "huber":
-        return losses.HuberLoss(threshold)
+        return _import("losses").HuberLoss(threshold)
     return keras.losses.MeanSquaredError()
 
 
@@ -195,6 +231,7 @@ def build_metrics(dataset: str, names: Sequence[str] = (), threshold: float = 1.
         threshold: the Huber metric's threshold. Defaults to 1.0.
     """
     _checks.one_of("dataset", dataset, DATASETS)
+    keras = _import("keras")
     if dataset == FASHION_MNIST:
         for name in names:
             _checks.one_of("names", name, FASHION_METRICS)
@@ -203,7 +240,7 @@ def build_metrics(dataset: str, names: Sequence[str] = (), threshold: float = 1.
         "mae": lambda: keras.metrics.MeanAbsoluteError(name="mae"),
         "mse": lambda: keras.metrics.MeanSquaredError(name="mse"),
         "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
-        "huber": lambda: metrics.HuberMetric(threshold, name="huber"),
+        "huber": lambda: _import("metrics").HuberMetric(threshold, name="huber"),
     }
     built = []
     for name in names:
@@ -239,6 +276,7 @@ def load_splits(dataset: str, data_dir: str | None = None,
     _checks.one_of("dataset", dataset, DATASETS)
     if max_train_samples is not None:
         max_train_samples = _checks.positive_int("max_train_samples", max_train_samples)
+    datasets = _import("datasets")
     if dataset == FASHION_MNIST:
         train, valid, test = datasets.load_fashion_mnist(data_dir)
     else:

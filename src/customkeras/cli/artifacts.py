@@ -18,6 +18,8 @@ import os
 import pathlib
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 
 from customkeras.cli.errors import CommandError
@@ -89,11 +91,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     _fsync_directory(path.parent)
 
 
+@contextlib.contextmanager
+def scratch_directory(run_dir: pathlib.Path) -> Iterator[pathlib.Path]:
+    """Points Python's `tempfile` at a hidden directory in `run_dir` for the duration.
+
+    Keras's `model.save` stages files in `tempfile.mkdtemp()` directories: killed
+    meanwhile, it would leave them in the system's temporary directory, where nothing
+    removes them; here the run's next owner does (`remove_stale_files`).
+    """
+    scratch = run_dir / f".scratch.{secrets.token_hex(6)}{TEMPORARY_MARK}"
+    scratch.mkdir()
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def remove_stale_files(run_dir: pathlib.Path) -> list[pathlib.Path]:
-    """Deletes the temporary files a killed process left in `run_dir` (owner only)."""
-    stale = [p for p in run_dir.iterdir() if _TEMPORARY.match(p.name) and p.is_file()]
+    """Deletes the temporary files (and scratch directories) a killed process left in
+    `run_dir` (owner only)."""
+    stale = [p for p in run_dir.iterdir() if _TEMPORARY.match(p.name)]
     for path in stale:
-        path.unlink(missing_ok=True)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return stale
 
 
@@ -160,11 +185,27 @@ def write_manifest(run_dir: pathlib.Path, names: Sequence[str] = RESULT_FILES) -
     atomic_write_json(run_dir / MANIFEST_FILE, {"sha256": files})
 
 
-def read_manifest(run_dir: pathlib.Path) -> dict[str, str] | None:
+def manifest_damage(run_dir: pathlib.Path) -> str | None:
+    """Why the run's `manifest.json` cannot be read, or None (intact, or absent)."""
+    try:
+        read_manifest(run_dir)
+    except CommandError as error:
+        return str(error.reason)
+    return None
+
+
+def read_manifest(run_dir: pathlib.Path, *, damaged_ok: bool = False) -> dict[str, str] | None:
     """The `{file name: SHA-256}` of a finished run, or None when it has no manifest.
 
+    Args:
+        run_dir: the run directory.
+        damaged_ok: return None for a damaged manifest too (as if the run had stopped
+            before writing it: `--resume` then writes the results and the manifest again).
+            Defaults to False.
+
     Raises:
-        CommandError: (exit status 1) the manifest is damaged.
+        CommandError: (exit status 1) the manifest is damaged, and not `damaged_ok`; the
+            message gives the command that rewrites it.
     """
     manifest = run_dir / MANIFEST_FILE
     if not manifest.is_file():
@@ -175,8 +216,13 @@ def read_manifest(run_dir: pathlib.Path) -> dict[str, str] | None:
                 and all(isinstance(v, str) for v in recorded.values())):
             raise ValueError("'sha256' is not an object of strings")
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
-        raise CommandError(f"{manifest} is damaged ({error}). Resume the run to write it "
-                           f"again: customkeras train --resume {run_dir}", exit_code=1) from None
+        if damaged_ok:
+            return None
+        reason = " ".join(str(error).split()) or type(error).__name__
+        damaged = CommandError(f"{manifest} is damaged ({reason}). Resume the run to write it "
+                               f"again: customkeras train --resume {run_dir}", exit_code=1)
+        damaged.reason = reason
+        raise damaged from None
     return recorded
 
 
@@ -192,7 +238,8 @@ def check_config_unchanged(run_dir: pathlib.Path) -> None:
     Raises:
         CommandError: (exit status 1) its SHA-256 differs from the manifest's.
     """
-    recorded = read_manifest(run_dir)
+    # A damaged manifest proves nothing: the checkpoints are checked instead (resume).
+    recorded = read_manifest(run_dir, damaged_ok=True)
     if recorded and CONFIG_FILE in recorded and changed_files(
             run_dir, {CONFIG_FILE: recorded[CONFIG_FILE]}):
         raise CommandError(

@@ -17,10 +17,9 @@ import tensorflow as tf
 
 from customkeras import training
 from customkeras.cli import artifacts
+from customkeras.cli.config import DEFAULT_WORKER_TIMEOUT
 from customkeras.cli.errors import CommandError
 from customkeras.training import distribution
-
-DEFAULT_WORKER_TIMEOUT = 600.0
 
 
 def start_strategy(name: str, worker_timeout: float = DEFAULT_WORKER_TIMEOUT,

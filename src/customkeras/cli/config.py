@@ -13,7 +13,12 @@ from collections.abc import Mapping
 
 from customkeras import _checks, experiments
 from customkeras.cli.errors import CommandError
-from customkeras.training.strategies import STRATEGIES
+
+# `customkeras.training.STRATEGIES`, repeated so that checking a configuration does not
+# import the training package (TensorFlow); tests/test_cli_startup.py checks they agree.
+STRATEGIES = ("default", "mirrored", "multi-worker")
+# How long a multi-worker run waits for the others (`--worker-timeout`), in seconds.
+DEFAULT_WORKER_TIMEOUT = 600.0
 
 CONFIG_FORMAT = "customkeras-run-config"
 CONFIG_VERSION = 1
@@ -109,7 +114,11 @@ def checked(check, *args):
 
 def _parse_metrics(value) -> tuple[str, ...]:
     if isinstance(value, str):
-        value = [name.strip() for name in value.split(",") if name.strip()]
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:  # `--metrics ""` would silently mean no metrics at all
+            raise CommandError("`metrics` must name at least one metric, comma-separated "
+                               f"(e.g. mae,huber); received metrics={value!r}")
+        value = names
     if not isinstance(value, (list, tuple)) or not all(isinstance(n, str) for n in value):
         raise CommandError("`metrics` must be a comma-separated list of names; received "
                            f"metrics={value!r}")
@@ -179,9 +188,6 @@ def resolve(values: Mapping) -> RunConfig:
 
     resolved.setdefault("input", "arrays")
     _check_choice("input", resolved["input"], INPUTS)
-    if resolved["input"] == "stream" and "max_train_samples" in given:
-        raise CommandError("max_train_samples applies to --input arrays only (a stream reads "
-                           "whole TFRecord shards).")
     resolved["metrics"] = _parse_metrics(resolved["metrics"])
     metric_choices = (experiments.FASHION_METRICS if dataset == experiments.FASHION_MNIST
                       else experiments.HOUSING_METRICS)
@@ -207,7 +213,9 @@ def _common(resolved: dict) -> RunConfig:
             resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
     resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
-        resolved["data_dir"] = str(resolved["data_dir"])
+        # A directory name; not any JSON value made into one (`"data_dir": 5` is no "5").
+        resolved["data_dir"] = checked(_checks.instance, "data_dir", resolved["data_dir"],
+                                       str, "a directory name (a string)")
     return RunConfig(**resolved)
 
 

@@ -11,14 +11,14 @@ optional; each data entry is `(x, y)`, `(x, y, sample_weight)` or anything `Trai
 takes as `x` (a `tf.data.Dataset`, a generator, a `keras.utils.PyDataset`).
 """
 
+from __future__ import annotations  # `keras.Model` annotations without importing Keras
+
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import pathlib
 import sys
-
-import keras
-import numpy as np
 
 from customkeras.cli.errors import CommandError
 
@@ -49,18 +49,24 @@ def normalize(reference: str) -> str:
     return reference
 
 
+def import_source(source: str):
+    """Imports `source`: a `FILE.py` path, or a dotted module name (found from the current
+    directory too). Exceptions raised by the module's code propagate."""
+    if source.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # so MODULE can be a file in the current directory
+    return importlib.import_module(source)
+
+
 def load_function(reference: str):
     """Imports the experiment function `reference` names (already `normalize`d)."""
     source, _, name = reference.rpartition(":")
     try:
-        if source.endswith(".py"):
-            spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            if "" not in sys.path:
-                sys.path.insert(0, "")  # so MODULE can be a file in the current directory
-            module = importlib.import_module(source)
+        module = import_source(source)
     except Exception as error:  # the user's module: any failure is "cannot import"
         raise CommandError(f"Cannot import {source} (from {reference!r}): "
                            f"{type(error).__name__}: {error}") from None
@@ -80,6 +86,31 @@ class CustomExperiment:
     test: object = None
 
 
+def one_line(error: BaseException, limit: int = 300) -> str:
+    """`Type: message` of an exception on one line (at most `limit` characters)."""
+    text = " ".join(str(error).split())
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _call(reference: str, function):
+    """Calls the experiment function; its failures become one-line errors (exit status 1)."""
+    try:
+        inspect.signature(function).bind()
+    except TypeError as error:
+        raise CommandError(
+            f"The experiment function {reference} must take no arguments ({error}): give its "
+            "parameters default values, or wrap it in a function without any.",
+            exit_code=1) from None
+    except ValueError:  # no signature to inspect (a builtin): let the call tell
+        pass
+    try:
+        return function()
+    except Exception as error:  # the user's code: report it, not our traceback
+        raise CommandError(f"The experiment function {reference} raised {one_line(error)}. "
+                           "Fix it, then run the same command again.", exit_code=1) from None
+
+
 def _wrong(reference: str, what: str) -> CommandError:
     return CommandError(
         f"The experiment function {reference} returned {what}; expected a dict with "
@@ -94,7 +125,9 @@ def build(reference: str) -> CustomExperiment:
         CommandError: the reference cannot be loaded, or the function returned
             something else than a model and data.
     """
-    returned = load_function(reference)()
+    import keras
+
+    returned = _call(reference, load_function(reference))
     if isinstance(returned, dict):
         unknown = sorted(set(returned) - set(KEYS))
         if unknown or "model" not in returned or "train" not in returned:
@@ -140,12 +173,23 @@ def fit_arguments(data) -> tuple[tuple, dict]:
     return (data,), {}
 
 
-def build_model(model: keras.Model, train) -> None:
-    """Creates an unbuilt model's variables from one training sample (checkpoints need them)."""
+def build_model(model: keras.Model, train, reference: str = "the experiment") -> None:
+    """Creates an unbuilt model's variables from one training sample (checkpoints need them).
+
+    Raises:
+        CommandError: (exit status 1) the model fails on that sample.
+    """
     if model.built:
         return
-    if is_arrays(train):
-        model(np.asarray(train[0][:1]))
-    else:
-        batch = next(iter(train))
-        model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    import numpy as np
+
+    try:
+        if is_arrays(train):
+            model(np.asarray(train[0][:1]))
+        else:
+            batch = next(iter(train))
+            model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+    except Exception as error:  # the user's model and data
+        raise CommandError(f"The model of {reference} fails on its first training sample: "
+                           f"{one_line(error)}. Make the function's data fit its model.",
+                           exit_code=1) from None

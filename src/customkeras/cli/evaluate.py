@@ -3,7 +3,7 @@
 import argparse
 import json
 
-from customkeras import experiments, training
+from customkeras import experiments
 from customkeras.cli import artifacts, config, loading
 
 
@@ -33,6 +33,11 @@ def add_parser(subparsers) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras evaluate`; returns the exit status."""
+    from customkeras.cli import load_components
+
+    load_components()
+    from customkeras import training
+
     source = loading.find_model(args.model)
     dataset, data_dir = loading.dataset_and_data_dir(args, source)
     run_values = source.run_values or {}

@@ -5,14 +5,15 @@ loading would run arbitrary Python (a `Lambda` layer's bytecode) is refused with
 explanation, unless the user passes `--unsafe` because they trust the file.
 """
 
+from __future__ import annotations  # `keras.Model` annotations without importing Keras
+
 import argparse
 import dataclasses
 import pathlib
+import re
 import zipfile
 
-import keras
-
-from customkeras import datasets, experiments
+from customkeras import experiments
 from customkeras.cli import artifacts, config
 from customkeras.cli.errors import CommandError
 
@@ -82,6 +83,8 @@ def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
         CommandError: the file is damaged or truncated, needs unsafe deserialization
             (and `unsafe` is False), or uses classes that are not registered.
     """
+    import keras
+
     artifacts.verify_manifest(path)
     _check_archive(path)
     try:
@@ -92,17 +95,48 @@ def load_model(path: pathlib.Path, unsafe: bool = False) -> keras.Model:
                 f"Refusing to load {path}: it needs unsafe deserialization, which would run "
                 "Python code stored in the file (typically a Lambda layer), and a model file "
                 "from an untrusted source could do anything on this machine. customkeras's own "
-                "models never need this. If you trust this file, add --unsafe.\n"
-                f"Keras said: {error}", exit_code=1) from None
-        raise CommandError(f"Cannot load {path}: {error}", exit_code=1) from None
+                "models never need this. If you trust this file, add --unsafe. Keras said: "
+                f"{_innermost(error)}", exit_code=1) from None
+        raise _unknown_object(path, error) or CommandError(
+            f"Cannot load {path}: {_innermost(error)}", exit_code=1) from None
     except TypeError as error:
-        raise CommandError(
-            f"Cannot load {path}: {error}\nIf the model uses custom classes, they must be "
-            "registered (keras.saving.register_keras_serializable) and imported first.",
-            exit_code=1) from None
+        raise _unknown_object(path, error) or CommandError(
+            f"Cannot load {path}: {_innermost(error)} If the model uses custom classes, they "
+            "must be registered (keras.saving.register_keras_serializable) and imported "
+            "first.", exit_code=1) from None
     except (OSError, zipfile.BadZipFile, KeyError) as error:
         raise CommandError(f"Cannot load {path}: the file is damaged or not a .keras model "
                            f"({error}).", exit_code=1) from None
+
+
+# Keras's innermost words when a config names something it will not load.
+_NOT_LOCATED = re.compile(r"Could not locate (class|function) '([^']+)'.*?Full object config: "
+                          r"(\{.*?\})\s*$", re.DOTALL)
+_MODULE = re.compile(r"'module': '([^']+)'")
+
+
+def _innermost(error: BaseException, limit: int = 300) -> str:
+    """The last "Exception encountered:" part of Keras's nested message, on one line."""
+    text = str(error).rsplit("Exception encountered:", 1)[-1]
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _unknown_object(path: pathlib.Path, error: BaseException) -> CommandError | None:
+    """A model file whose config names an object that is neither Keras's nor registered
+    (e.g. `os.system`, `subprocess.Popen`): safe mode blocked it; say so in one line."""
+    found = _NOT_LOCATED.search(str(error))
+    if found is None:
+        return None
+    kind, name, config = found.groups()
+    module = _MODULE.search(config)
+    where = f"{module.group(1)}.{name}" if module else name
+    return CommandError(
+        f"Refusing to load {path}: its configuration names the {kind} {where}, which is not a "
+        "Keras or registered customkeras object, so it was blocked (a model file must not "
+        "make the loader call arbitrary code). If the file is yours and uses your own "
+        "classes, load it in a script that imports and registers them "
+        "(keras.saving.register_keras_serializable).", exit_code=1)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -134,20 +168,26 @@ def dataset_and_data_dir(args: argparse.Namespace, source: ModelSource) -> tuple
 def load_data(dataset: str, data_dir: str | None = None,
               max_train_samples: int | None = None) -> experiments.Splits:
     """`experiments.load_splits`, with a missing or damaged dataset as a `CommandError`."""
+    from customkeras import datasets
+
     try:
         return experiments.load_splits(dataset, data_dir, max_train_samples)
     except datasets.DatasetError as error:
         raise CommandError(f"Cannot load the {dataset} data.\n{error}", exit_code=1) from None
 
 
-def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None):
-    """`train --input stream`: the train (shuffled by `seed`), valid and test `tf.data`
-    pipelines of `dataset`, read from verified TFRecord shards."""
+def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None,
+                 max_train_samples: int | None = None):
+    """`train --input stream`: the train (shuffled by `seed`; its first `max_train_samples`
+    records only, if given), valid and test `tf.data` pipelines of `dataset`, read from
+    verified TFRecord shards."""
+    from customkeras import datasets
+
     stream = (datasets.stream_fashion_mnist if dataset == experiments.FASHION_MNIST
               else datasets.stream_california_housing)
     try:
         return (stream("train", batch_size=batch_size, shuffle=True, seed=seed,
-                       data_dir=data_dir),
+                       data_dir=data_dir, max_examples=max_train_samples),
                 stream("valid", batch_size=batch_size, data_dir=data_dir),
                 stream("test", batch_size=batch_size, data_dir=data_dir))
     except datasets.DatasetError as error:

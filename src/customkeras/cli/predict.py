@@ -1,11 +1,11 @@
 """`customkeras predict`: a trained model's predictions for the first test samples."""
 
+from __future__ import annotations  # `np.ndarray` annotations without importing NumPy
+
 import argparse
 import json
 
-import numpy as np
-
-from customkeras import _checks, datasets, experiments
+from customkeras import _checks, experiments
 from customkeras.cli import config, loading
 
 
@@ -28,6 +28,8 @@ def add_parser(subparsers) -> None:
 
 def _rows(dataset: str, predictions: np.ndarray, y_true: np.ndarray) -> list[dict]:
     if dataset == experiments.FASHION_MNIST:
+        from customkeras import datasets
+
         classes = datasets.FASHION_MNIST_CLASSES
         best = predictions.argmax(axis=-1)
         return [{"index": i, "predicted": classes[int(best[i])],
@@ -39,7 +41,12 @@ def _rows(dataset: str, predictions: np.ndarray, y_true: np.ndarray) -> list[dic
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras predict`; returns the exit status."""
+    from customkeras.cli import load_components
+
     config.checked(_checks.positive_int, "n", args.n)
+    load_components()
+    import numpy as np
+
     source = loading.find_model(args.model)
     dataset, data_dir = loading.dataset_and_data_dir(args, source)
     model = loading.load_model(source.path, unsafe=args.unsafe)

@@ -77,6 +77,9 @@ def check_against_checkpoints(run_dir: pathlib.Path, run: config.RunConfig) -> N
 
 def unfinished_reason(run_dir: pathlib.Path) -> str | None:
     """None when the run is finished and intact, else why it is not (for a message)."""
+    damage = artifacts.manifest_damage(run_dir)
+    if damage is not None:
+        return f"its {artifacts.MANIFEST_FILE} is damaged ({damage})"
     recorded = artifacts.read_manifest(run_dir)
     if recorded is None:
         return (f"it has no {artifacts.MANIFEST_FILE} (it was stopped while writing its "

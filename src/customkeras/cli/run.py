@@ -19,12 +19,11 @@ import tensorflow as tf
 
 import customkeras
 from customkeras import experiments, training
-from customkeras.training import compat
-from customkeras.cli import artifacts, config, custom, loading, resume
+from customkeras.cli import artifacts, config, custom, loading, resume, rundir
 from customkeras.cli.cluster import worker_failures
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
-from customkeras.training import distribution
+from customkeras.training import compat, distribution
 from customkeras.training.run import (EXIT_INTERRUPTED, CheckpointError, CheckpointWriteError,
                                       EpochCheckpoint, GracefulInterrupt, RunCheckpoint)
 
@@ -58,7 +57,7 @@ def _build(run_config, strategy=None, with_data=False):
             built = custom.build(run_config.experiment)
             data = _Data(custom.truncate(built.train, run_config.max_train_samples),
                          built.validation, built.test)
-            custom.build_model(built.model, data.train)
+            custom.build_model(built.model, data.train, run_config.experiment)
             trainer = _custom_trainer(built.model, strategy, jit_compile)
             model = built.model
         else:
@@ -71,7 +70,8 @@ def _build(run_config, strategy=None, with_data=False):
         trainer.optimizer.build(model.trainable_variables)
     if with_data and data is None and run_config.input == "stream":
         data = _Data(*loading.load_streams(run_config.dataset, run_config.batch_size,
-                                           run_config.seed, run_config.data_dir))
+                                           run_config.seed, run_config.data_dir,
+                                           run_config.max_train_samples))
     elif with_data and data is None:
         splits = loading.load_data(run_config.dataset, run_config.data_dir,
                                    run_config.max_train_samples)
@@ -87,7 +87,7 @@ def _batch_size(data, run_config) -> int | None:
 def _custom_trainer(model, strategy, jit_compile):
     try:
         return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
-    except TypeError:
+    except (TypeError, ValueError):
         # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
         compiled = compat.compiled_arguments(model)
         if getattr(model, "optimizer", None) is None or compiled.get("loss") is None:
@@ -174,7 +174,8 @@ def _finish(run_dir, run_config, trainer, model, data, history) -> int:
               f"files to {_shown(run_dir)}.")
         return 0
     _write_history(run_dir, history, run_config)
-    with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp:
+    with artifacts.atomic_path(run_dir / artifacts.MODEL_FILE) as tmp, \
+            artifacts.scratch_directory(run_dir):
         model.save(tmp)
     artifacts.atomic_write_json(run_dir / artifacts.METRICS_FILE,
                                 artifacts.as_test_metrics(results))
@@ -217,6 +218,16 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
             return _train(run_config, run_dir, resume, verbose, strategy, state)
+        except KeyboardInterrupt:
+            # A second Ctrl-C, or one outside the epochs (loading, the results after the
+            # last epoch): the run is still resumable from its last checkpoint.
+            if not (distribution.is_chief(strategy)
+                    and (run_dir / artifacts.CONFIG_FILE).is_file()):
+                raise
+            print(f"\nInterrupted. {_saved(state['latest'] or _latest_checkpoint(run_dir))}"
+                  "\nResume with:\n"
+                  f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
+            return EXIT_INTERRUPTED
         except CheckpointWriteError as error:
             raise _write_failure(run_dir, str(error), state["latest"]) from None
         except CheckpointError as error:
@@ -225,6 +236,20 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
             where = error.filename or "a file of the run"
             raise _write_failure(run_dir, f"Cannot write {where}: {error.strerror or error}",
                                  state["latest"]) from None
+        except tf.errors.DataLossError as error:
+            if run_config.input != "stream":
+                raise
+            # A TFRecord shard changed under a running stream (its checksum was checked
+            # when the run started); the next start checks them all again and names it.
+            text = " ".join((error.message or "").split())[:300]
+            again = (f"Continue with 'customkeras train --resume {_shown(run_dir)}'"
+                     if resume or rundir.has_trained_epoch(run_dir)
+                     else "Run the same command again (no epoch was complete)")
+            raise CommandError(
+                f"The training data stream cannot be read: a TFRecord shard of the "
+                f"{run_config.dataset} cache was damaged during the run ({text}). {again}: "
+                "it checks every shard first and says how to rewrite a damaged one.",
+                exit_code=1) from None
         except tf.errors.OpError as error:
             # TensorFlow's own writers (TensorBoard logs) report a full disk this way.
             text = " ".join((error.message or "").split())
@@ -232,6 +257,21 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
                 raise
             raise _write_failure(run_dir, f"Cannot write the run's files: {text[:300]}",
                                  state["latest"]) from None
+
+
+def _saved(latest: str | None) -> str:
+    return (f"Checkpoint: {_shown(pathlib.Path(latest))}" if latest
+            else "No epoch was complete yet (a resumed run starts from the beginning).")
+
+
+def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
+    """The newest `ckpt-N` prefix in the run's checkpoint directory, if any."""
+    numbers = []
+    for path in (run_dir / artifacts.CHECKPOINT_DIR).glob("ckpt-*.index"):
+        number = path.name[len("ckpt-"):-len(".index")]
+        if number.isdigit():
+            numbers.append(int(number))
+    return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
 def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
@@ -300,6 +340,13 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
             _write_history(run_dir, epoch_checkpoint.history, run_config)
         raise CommandError(f"{error}\nThe checkpoints in {run_dir / artifacts.CHECKPOINT_DIR} "
                            "hold the last whole epoch before it.", exit_code=1) from None
+    except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        if run_config.experiment is None:
+            raise
+        # The user's model and data: e.g. arrays that do not fit the model.
+        raise CommandError(f"Training {run_config.experiment} failed: {custom.one_line(error)}. "
+                           "Fix the function's model or data, then run the same command "
+                           "again.", exit_code=1) from None
     finally:
         state["latest"] = checkpoint.latest
         checkpoint.remove_temporary()
@@ -309,8 +356,9 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     if (interrupt.requested or model.stop_training) and done < run_config.epochs:
         if chief:
             _write_history(run_dir, history, run_config)
-        print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs}. "
-              f"Checkpoint: {checkpoint.latest}\nResume with:\n"
+        print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs} "
+              f"(the epoch cut short is replayed from its start). "
+              f"{_saved(checkpoint.latest)}\nResume with:\n"
               f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     return _finish(run_dir, run_config, trainer, model, data, history)

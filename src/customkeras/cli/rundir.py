@@ -7,6 +7,7 @@ lock at the end. A new run that fails before writing anything leaves no director
 
 import contextlib
 import pathlib
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ def new_run(path: str | pathlib.Path) -> Iterator[pathlib.Path]:
             f"Output directory {path} is not writable ({error.strerror or error}). "
             "Choose another --output-dir.") from None
     lock = _lock(path)
+    before = set(path.iterdir())
     try:
         if (path / artifacts.CONFIG_FILE).exists():
             raise CommandError(
@@ -63,11 +65,36 @@ def new_run(path: str | pathlib.Path) -> Iterator[pathlib.Path]:
                 f"'customkeras train --resume {path}', or choose another --output-dir.")
         _remove_stale(path)
         yield path.resolve()
+    except Exception:
+        # A start that failed before its first epoch (a raising experiment function,
+        # data that does not fit its model, ...) has nothing to resume: what it wrote
+        # (config.json, logs/) would only block the corrected command ("already holds a run").
+        if not has_trained_epoch(path):
+            _remove_new_entries(path, before)
+        raise
     finally:
         lock.release()
         # A start that failed before writing anything leaves nothing behind.
         if created and path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+
+
+def has_trained_epoch(run_dir: pathlib.Path) -> bool:
+    """Whether the run has a checkpoint after a complete epoch (`ckpt-0` is the initial
+    state, saved when training begins: nothing worth resuming)."""
+    return any(path.name != "ckpt-0.index"
+               for path in (run_dir / artifacts.CHECKPOINT_DIR).glob("ckpt-*.index"))
+
+
+def _remove_new_entries(run_dir: pathlib.Path, before: set[pathlib.Path]) -> None:
+    """Deletes what appeared in `run_dir` since `before` (the lock file aside)."""
+    for entry in set(run_dir.iterdir()) - before:
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,8 @@
-"""`customkeras trace MODULE:FUNCTION --example '...'`: the tracing tools from a shell.
+"""`customkeras trace FILE.py:FUNCTION --example '...'`: the tracing tools from a shell.
+
+The function is named as `train` names an experiment: `FILE.py:FUNCTION` or
+`MODULE:FUNCTION` (a module found from the current directory too); the part after the
+colon may be dotted (`steps.py:Model.call`).
 
 Each `--example` is a Python argument list (with `tf` and `np` available), e.g.
 `--example 'tf.constant([1., 2.]), n=3'`. The function is called on each example in
@@ -11,26 +15,30 @@ example; 2 when MODULE:FUNCTION cannot be loaded or an example is not valid Pyth
 """
 
 import argparse
-import importlib
+import pathlib
 import sys
 from collections.abc import Callable, Sequence
 
-import numpy as np
-import tensorflow as tf
-
-from customkeras.tracing import autograph_source, count_traces, describe, graph_ops
+from customkeras.cli import custom
 
 DESCRIPTION = (
     "Trace a Python function or tf.function on example arguments and show how often it "
     "traced, with which signatures, what would retrace it, and its graph's operations."
 )
+EPILOG = """\
+examples:
+  customkeras trace mysteps.py:cube --example 'tf.constant(2.0)' --example 'tf.constant(3.0)'
+  customkeras trace mypackage.steps:train_step --example 'tf.ones((32, 8))' --max-traces 1
+"""
 
 
 def _load_function(target: str) -> Callable:
-    module_name, _, attribute = target.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(f"expected MODULE:FUNCTION, received: {target!r}")
-    obj = importlib.import_module(module_name)
+    source, _, attribute = target.rpartition(":")
+    if not source or not attribute:
+        raise ValueError(f"expected FILE.py:FUNCTION or MODULE:FUNCTION, received: {target!r}")
+    if source.endswith(".py") and not pathlib.Path(source).is_file():
+        raise ValueError(f"the file {source} does not exist")
+    obj = custom.import_source(source)
     for part in attribute.split("."):
         obj = getattr(obj, part)
     return obj
@@ -38,6 +46,9 @@ def _load_function(target: str) -> Callable:
 
 def _parse_example(expression: str) -> tuple[tuple, dict]:
     # The user's own command-line expression, evaluated like `python -c` would.
+    import numpy as np
+    import tensorflow as tf
+
     def collect(*args, **kwargs):
         return args, kwargs
 
@@ -51,7 +62,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", help="MODULE:FUNCTION, e.g. mypackage.steps:train_step")
+    parser.add_argument("target", metavar="FILE.py:FUNCTION",
+                        help="the function to trace: FILE.py:FUNCTION (e.g. mysteps.py:cube) "
+                             "or MODULE:FUNCTION (e.g. mypackage.steps:train_step)")
     parser.add_argument("--example", action="append", required=True,
                         help="arguments of one call, as Python (tf and np available); repeatable")
     parser.add_argument("--max-traces", type=int, default=None,
@@ -63,13 +76,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> None:
     """Adds the `trace` sub-command to the `customkeras` parser."""
     parser = subparsers.add_parser("trace", help="trace a function and report its retracing",
-                                   description=DESCRIPTION)
+                                   description=DESCRIPTION, epilog=EPILOG,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
     """`customkeras trace` with its own parser (`argv`: the arguments after `trace`)."""
-    parser = argparse.ArgumentParser(prog="customkeras trace", description=DESCRIPTION)
+    parser = argparse.ArgumentParser(prog="customkeras trace", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(parser)
     return handle(parser.parse_args(argv))
 
@@ -81,12 +97,21 @@ def _error(message: str, status: int) -> int:
 
 def handle(options: argparse.Namespace) -> int:
     """Runs `customkeras trace`; returns the exit status."""
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # so MODULE can be a file in the current directory
+    from customkeras.cli import load_components
+
+    source, _, attribute = options.target.rpartition(":")
+    if not source or not attribute:  # checked before TensorFlow starts
+        return _error(f"cannot load {options.target!r}: expected FILE.py:FUNCTION or "
+                      "MODULE:FUNCTION (e.g. mysteps.py:cube)", 2)
+    load_components()
+    from customkeras.tracing import autograph_source, count_traces, describe, graph_ops
+
     try:
         fn = _load_function(options.target)
     except (ValueError, ImportError, AttributeError) as error:
         return _error(f"cannot load {options.target!r}: {error}", 2)
+    except Exception as error:  # the user's module failing as it is imported
+        return _error(f"cannot load {options.target!r}: {_one_line(error)}", 2)
     examples = []
     for expression in options.example:
         try:

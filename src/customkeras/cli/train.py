@@ -6,15 +6,19 @@ typed: those values override a `--config` file, which overrides the defaults
 
 The `tf.distribute` strategy (`--strategy`) is created as soon as the configuration is
 known, before anything else touches TensorFlow: a multi-worker strategy must be.
+
+This module imports neither TensorFlow nor Keras: the options are parsed and every value
+checked first (`--help` and usage errors answer at once); `handle` imports the training
+machinery after that.
 """
 
 import argparse
 import pathlib
 
 from customkeras import _checks, experiments
-from customkeras.cli import artifacts, cluster, config, custom, resume, run, rundir
+from customkeras.cli import artifacts, config, custom
 from customkeras.cli.errors import CommandError
-from customkeras.training import STRATEGIES, distribution
+from customkeras.cli.config import STRATEGIES
 
 EPILOG = """\
 examples:
@@ -116,7 +120,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--worker-timeout", type=_seconds, metavar="SECONDS", default=s,
                            help="multi-worker: how long to wait for every worker to start, and "
                                 "for the others during training, before stopping with an "
-                                f"error (default: {cluster.DEFAULT_WORKER_TIMEOUT:g})")
+                                f"error (default: {config.DEFAULT_WORKER_TIMEOUT:g})")
     training = parser.add_argument_group("training")
     training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
                           help="optimizer (default: nadam; housing 'exponential': sgd)")
@@ -139,11 +143,10 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                                "config.json (default: auto)")
     training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
                           help="train on the first N training samples only, for quick runs "
-                               "(default: all)")
+                               "(with --input stream: the first N records) (default: all)")
     training.add_argument("--input", choices=config.INPUTS, default=s,
-                          help="arrays: the data set in memory (resumes exactly); stream: "
-                               "tf.data pipelines from verified TFRecord shards (the shuffle "
-                               "order after a --resume differs from an uninterrupted run's) "
+                          help="arrays: the data set in memory; stream: tf.data pipelines "
+                               "from verified TFRecord shards (both resume exactly) "
                                "(default: arrays)")
 
 
@@ -204,7 +207,26 @@ def add_parser(subparsers) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_common_options(own)
     datasets.choices.open_ended = True
+    # `train --help` shows each experiment's own options too: the README's examples use
+    # them, and `train housing --help` is not where a new user looks first.
+    parser.epilog = EPILOG + "\n" + "\n".join([
+        _options_help(fashion, split, "fashion-mnist",
+                      "customkeras train fashion-mnist --lower-optimizer sgd --lower-lr 1e-4"),
+        _options_help(housing, regression, "housing",
+                      "customkeras train housing --model residual --loss huber --threshold 2"),
+        f"options of 'customkeras train {CUSTOM} ...': the common options above; the "
+        "function builds the rest\n  example: customkeras train my_experiment.py:build --epochs 3\n"])
     parser.set_defaults(handler=handle)
+
+
+def _options_help(subparser: argparse.ArgumentParser, group, name: str, example: str) -> str:
+    """The help of `group`'s options of the `train NAME` sub-command, with an example."""
+    formatter = subparser._get_formatter()
+    formatter.start_section(f"options of 'customkeras train {name} ...' (given after "
+                            f"'{name}')")
+    formatter.add_arguments(group._group_actions)
+    formatter.end_section()
+    return formatter.format_help().rstrip("\n") + f"\n  example: {example}\n"
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -220,6 +242,8 @@ def _target(args: argparse.Namespace) -> dict:
 
 
 def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.Path]:
+    from customkeras.cli import resume
+
     run_dir = pathlib.Path(args.resume)
     config_file = run_dir / artifacts.CONFIG_FILE
     if not config_file.is_file():
@@ -233,10 +257,13 @@ def _resume_config(args: argparse.Namespace) -> tuple[config.RunConfig, pathlib.
         given.update(config.load(args.config))
     target = _target(args)
     given.update(target)
-    if "experiment" in target and run_config.experiment is None or (
-            "dataset" in target and run_config.experiment is not None):
-        raise CommandError(f"{run_dir} is a {run_config.name} run, not "
-                           f"{target.get('experiment') or target.get('dataset')}.")
+    named = target.get("experiment") or target.get("dataset")
+    if named is not None and named != (run_config.experiment or run_config.dataset):
+        # Before comparing options: a housing run's defaults differ from a Fashion-MNIST
+        # run's (its loss, ...), which would hide the real difference.
+        raise CommandError(f"{run_dir} is a {run_config.name} run, not {named}: continue it "
+                           f"with 'customkeras train --resume {run_dir}' (no dataset needed), "
+                           f"or start a new {named} run without --resume.")
     given.update(_options(args))
     resume.refuse_changes(run_dir, run_config, config.resolve(given))
     if hasattr(args, "output_dir") and pathlib.Path(args.output_dir).resolve() != run_dir.resolve():
@@ -265,9 +292,15 @@ def _new_config(args: argparse.Namespace) -> config.RunConfig:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras train`; returns the exit status."""
+    from customkeras.cli import load_components
+
     verbose = getattr(args, "verbose", "auto")
-    timeout = getattr(args, "worker_timeout", cluster.DEFAULT_WORKER_TIMEOUT)
+    timeout = getattr(args, "worker_timeout", config.DEFAULT_WORKER_TIMEOUT)
     if hasattr(args, "resume"):
+        load_components()  # the checks of a run directory read its checkpoints
+        from customkeras.cli import cluster, run, rundir
+        from customkeras.training import distribution
+
         run_config, run_dir = _resume_config(args)
         strategy = cluster.start_strategy(run_config.strategy, timeout)
         if not distribution.is_chief(strategy):  # the chief owns the directory
@@ -281,6 +314,11 @@ def handle(args: argparse.Namespace) -> int:
         raise CommandError(
             "--strategy multi-worker needs --output-dir: the same directory for every worker "
             "(on a file system they share, for --resume to work).")
+    # Every value is checked: now TensorFlow (quietly), the components and the engine.
+    load_components()
+    from customkeras.cli import cluster, run, rundir
+    from customkeras.training import distribution
+
     strategy = cluster.start_strategy(run_config.strategy, timeout)
     output = getattr(args, "output_dir", None) or artifacts.default_run_dir(
         run_config.dataset or "experiment")

@@ -258,30 +258,12 @@ def format_table(checks: list[Check], backend: str | None = None) -> str:
     return "\n".join(lines)
 
 
-def add_parser(subparsers) -> None:
-    """Adds `verify` to the top-level parser."""
-    parser = subparsers.add_parser(
-        "verify", help="run the chapter's checks against this install",
-        description="Compare customkeras's components with references, as the chapter does: "
-                    "exercise 12c (LayerNormalization vs Keras on the housing training set), "
-                    "Huber loss vs keras.losses.Huber, HuberMetric's streaming figures, "
-                    "MomentumSGD vs SGD, softplus stability, and the autodiff figures (gradients "
-                    "36 and 10, Hessian [[6, 2], [2, 0]]). Exit status 1 if any check fails. "
-                    "Without the housing data, 12c runs on a stand-in input and says so. "
-                    "--backend runs them on another Keras backend (in a child process); "
-                    "the autodiff checks are TensorFlow-only.")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="directory holding california-housing/ (default: "
-                             "$CUSTOMKERAS_DATA_DIR, then scikit-learn's cache and download)")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument("--backend", choices=_backend.BACKENDS, default=None,
-                        help="Keras backend to run the checks on (default: the one Keras "
-                             "uses in this process, set by KERAS_BACKEND)")
-    parser.set_defaults(handler=handle)
-
-
 def handle(args: argparse.Namespace) -> int:
-    """Runs `customkeras verify`; returns 0 if every check passed, 1 otherwise."""
+    """Runs `customkeras verify`; returns 0 if every check passed, 1 otherwise.
+
+    Its options are defined in `customkeras.cli.verify_command`, which imports this
+    module only to run it (this one imports Keras).
+    """
     backend = args.backend or _backend.backend()
     checks = run_checks_on(backend, args.data_dir)
     if args.json:

@@ -170,12 +170,15 @@ def _fix(name, directory, cache_dir):
     )
 
 
-def _stream(name, parse, split, batch_size, shuffle, seed, data_dir, cache_dir):
+def _stream(name, parse, split, batch_size, shuffle, seed, data_dir, cache_dir,
+            max_examples=None):
     _checks.instance("split", split, str, "a str")
     _checks.one_of("split", split, SPLITS)
     batch_size = _checks.positive_int("batch_size", batch_size)
     _checks.instance("shuffle", shuffle, bool, "True or False")
     seed = _checks.optional_seed("seed", seed)
+    if max_examples is not None:
+        max_examples = _checks.positive_int("max_examples", max_examples)
     _optional_path("data_dir", data_dir)
     _optional_path("cache_dir", cache_dir)
     directory, _, description = _entry(name, data_dir, cache_dir, overwrite=False)
@@ -183,11 +186,12 @@ def _stream(name, parse, split, batch_size, shuffle, seed, data_dir, cache_dir):
     manifest = tfrecords.read_manifest(directory, description, fix)
     paths = tfrecords.verified_shards(directory, manifest, split, fix)
     examples = manifest["splits"][split]["examples"]
-    return tfrecords.record_dataset(paths, examples, batch_size, shuffle, seed, parse)
+    return tfrecords.record_dataset(paths, examples, batch_size, shuffle, seed, parse,
+                                    max_examples)
 
 
 def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data_dir=None,
-                         cache_dir=None):
+                         cache_dir=None, max_examples=None):
     """Return one Fashion-MNIST split as a `tf.data.Dataset` of `(images, labels)` batches.
 
     The samples are those of `load_fashion_mnist()`'s split (55,000 / 5,000 / 10,000
@@ -208,6 +212,8 @@ def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data
             must be written (see `load_fashion_mnist`). Defaults to None.
         cache_dir: Str or path-like, the shard cache. Defaults to None:
             `$CUSTOMKERAS_CACHE_DIR`, else `~/.keras/datasets/customkeras-tfrecords`.
+        max_examples: Int or None, read only the split's first that many examples (a
+            quick run; shuffled among themselves). Defaults to None (all).
 
     Returns:
         A `tf.data.Dataset` with a known number of batches, prefetched.
@@ -222,11 +228,11 @@ def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data
     >>> model.fit(train, epochs=2, validation_data=stream_fashion_mnist("valid"))  # doctest: +SKIP
     """
     return _stream("fashion-mnist", _parse_fashion, split, batch_size, shuffle, seed,
-                   data_dir, cache_dir)
+                   data_dir, cache_dir, max_examples)
 
 
 def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
-                              data_dir=None, cache_dir=None):
+                              data_dir=None, cache_dir=None, max_examples=None):
     """Return one California housing split as a `tf.data.Dataset` of `(features, targets)`.
 
     The samples are those of `load_california_housing()`'s split (11,610 / 3,870 / 5,160
@@ -245,6 +251,8 @@ def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
             must be written (see `load_california_housing`). Defaults to None.
         cache_dir: Str or path-like, the shard cache. Defaults to None:
             `$CUSTOMKERAS_CACHE_DIR`, else `~/.keras/datasets/customkeras-tfrecords`.
+        max_examples: Int or None, read only the split's first that many examples (a
+            quick run; shuffled among themselves). Defaults to None (all).
 
     Returns:
         A `tf.data.Dataset` with a known number of batches, prefetched.
@@ -259,4 +267,4 @@ def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
     >>> model.fit(train, epochs=10)  # doctest: +SKIP
     """
     return _stream("california-housing", _parse_california, split, batch_size, shuffle, seed,
-                   data_dir, cache_dir)
+                   data_dir, cache_dir, max_examples)

@@ -219,19 +219,24 @@ def verified_shards(directory, manifest, split, fix):
     return paths
 
 
-def record_dataset(paths, examples, batch_size, shuffle, seed, parse):
+def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_examples=None):
     """Return the batched, parsed, prefetched `tf.data` pipeline over verified shards.
 
     The shards are read in order (so, unshuffled, the records come in the order they were
     written); records are shuffled one by one over the whole split before batching, then
     each batch is parsed at once by `parse` (one `tf.io.parse_example` per batch rather
-    than one per record), in chunks of whole batches.
+    than one per record), in chunks of whole batches. With `max_examples`, only the first
+    that many records are read (then shuffled among themselves).
     """
     # One reader over the list of files (sequential, in order); tf.distribute's auto-shard
     # policy sees its file names and gives each worker whole files.
     # An explicit buffer size (TensorFlow's default) also silences the log line TensorFlow
     # prints when it is left unspecified.
     dataset = tf.data.TFRecordDataset(paths, buffer_size=_READ_BUFFER)
+    if max_examples is not None and max_examples < examples:
+        # The first records, as `--max-train-samples` takes the first array rows.
+        dataset = dataset.take(max_examples)
+        examples = max_examples
     if shuffle:
         dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
     # Parsing costs mostly per call: parse ~1,024 records at once, then cut them into

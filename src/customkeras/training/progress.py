@@ -50,6 +50,19 @@ def format_logs(logs):
     return " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
 
 
+CUT_SHORT = "cut short (not a complete epoch: a resumed run replays it)"
+
+
+def _cut_short(steps_done, steps_per_epoch):
+    """Whether an epoch ended before its last step (a stop request, e.g. Ctrl-C)."""
+    return steps_per_epoch is not None and 0 <= steps_done < steps_per_epoch
+
+
+def _training_logs(logs):
+    # A cut-short epoch's validation numbers are not those of an epoch: not shown.
+    return {name: value for name, value in logs.items() if not name.startswith("val_")}
+
+
 class SilentProgress:
     """Shows nothing (`verbose=0`); the base of the other displays."""
 
@@ -86,9 +99,14 @@ class LineProgress(SilentProgress):
     def epoch_end(self, epoch, logs):
         seconds = time.perf_counter() - self._start
         per_step = 1000 * seconds / max(self._steps_done, 1)
+        if _cut_short(self._steps_done, self._steps_per_epoch):
+            logs = _training_logs(logs)
+            end = f"{CUT_SHORT} - {format_logs(logs)}"
+        else:
+            end = format_logs(logs)
         self._stream.write(
             f"Epoch {epoch + 1}/{self._epochs} - {self._steps_done}/{self._steps_per_epoch} "
-            f"- {seconds:.0f}s - {per_step:.2f}ms/step - {format_logs(logs)}\n"
+            f"- {seconds:.0f}s - {per_step:.2f}ms/step - {end}\n"
         )
         self._stream.flush()
 
@@ -116,6 +134,12 @@ class BarProgress(SilentProgress):
         self._epoch_bar.set_postfix_str(format_logs(logs), refresh=False)
 
     def epoch_end(self, epoch, logs):
+        if _cut_short(self._epoch_bar.n, self._steps_per_epoch):
+            # Shown as cut short, and not counted among the complete epochs.
+            self._epoch_bar.set_postfix_str(
+                f"{format_logs(_training_logs(logs))} - {CUT_SHORT}", refresh=True)
+            self._epoch_bar.close()
+            return
         self._epoch_bar.set_postfix_str(format_logs(logs), refresh=True)
         self._epoch_bar.close()
         self._all.update(1)

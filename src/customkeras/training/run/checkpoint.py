@@ -39,6 +39,16 @@ History = dict[str, list[float]]
 PREFIX = "ckpt"
 STATE_FILE = "checkpoint"  # TensorFlow's name for the file naming the latest checkpoint
 _INDEX = re.compile(rf"^{PREFIX}-(\d+)\.index$")
+# Any file of a checkpoint: its `.index` or a `.data-*` shard.
+_FILE = re.compile(rf"^{PREFIX}-(\d+)\.(index|data-\d+-of-\d+)$")
+
+
+def _numbers(directory: pathlib.Path, pattern: re.Pattern = _FILE) -> list[int]:
+    """The N of every `ckpt-N` with a file matching `pattern` in `directory`, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = (pattern.match(path.name) for path in directory.iterdir())
+    return sorted({int(match.group(1)) for match in found if match})
 _RESERVED = ("model", "optimizers", "seed_states", "completed_epochs", "history",
              "rng_state", "metadata")
 
@@ -148,11 +158,12 @@ class RunCheckpoint:
         return os.fspath(self.directory / f"{PREFIX}-{number}")
 
     def numbers(self) -> list[int]:
-        """The numbers of the `ckpt-N` checkpoints found in the directory, oldest first."""
-        if not self.directory.is_dir():
-            return []
-        found = (_INDEX.match(path.name) for path in self.directory.iterdir())
-        return sorted(int(match.group(1)) for match in found if match)
+        """The numbers of the `ckpt-N` checkpoints found in the directory, oldest first.
+
+        A checkpoint with any of its files counts: one whose `.index` is lost is then
+        reported as skipped when restoring, not silently passed over.
+        """
+        return _numbers(self.directory)
 
     @property
     def latest(self) -> str | None:
@@ -226,7 +237,11 @@ class RunCheckpoint:
             raise CheckpointWriteError(f"Cannot write {state}: {error.strerror or error}",
                                        path=state) from error
         for number in deleted:
-            for path in self.directory.glob(f"{PREFIX}-{number}.*"):
+            # The index first: a kill in between leaves data without an index, which is
+            # no checkpoint, and which `remove_stale_files` deletes later.
+            paths = sorted(self.directory.glob(f"{PREFIX}-{number}.*"),
+                           key=lambda path: path.suffix != ".index")
+            for path in paths:
                 path.unlink(missing_ok=True)
             self._discarded.discard(number)
 
@@ -252,6 +267,9 @@ class RunCheckpoint:
         failures = []
         for number in reversed(self.numbers()):
             path = self._prefix(number)
+            if not os.path.isfile(f"{path}.index"):
+                failures.append((path, f"its {PREFIX}-{number}.index file is missing"))
+                continue
             try:
                 status = self._checkpoint.restore(path)
                 status.assert_existing_objects_matched()
@@ -285,22 +303,23 @@ def checkpoint_metadata(directory: str | os.PathLike) -> tuple[str, str] | None:
         `(path prefix, metadata)`, or None when no checkpoint has readable metadata.
     """
     directory = pathlib.Path(directory)
-    if not directory.is_dir():
-        return None
-    found = (_INDEX.match(path.name) for path in directory.iterdir())
-    for number in sorted((int(m.group(1)) for m in found if m), reverse=True):
+    for number in reversed(_numbers(directory, _INDEX)):
         prefix = os.fspath(directory / f"{PREFIX}-{number}")
         try:
             value = tf.train.load_checkpoint(prefix).get_tensor(
                 "metadata/.ATTRIBUTES/VARIABLE_VALUE")
             return prefix, value.decode("utf-8")
-        except (tf.errors.OpError, ValueError, KeyError, AttributeError, UnicodeDecodeError):
+        except Exception:  # noqa: BLE001 - a damaged file fails in many ways (an empty
+            # data file: IndexError "Read less bytes than requested"); restoring says which.
             continue
     return None
 
 
 def remove_stale_files(directory: str | os.PathLike) -> list[pathlib.Path]:
-    """Deletes what a process killed while saving left: `ckpt-N_temp/` directories.
+    """Deletes what a process killed while saving left: `ckpt-N_temp/` directories, the
+    state file's temporary copy, and the data files of a checkpoint older than the newest
+    one whose `.index` was already deleted (a kill between the deletions of an old
+    checkpoint's files).
 
     Call it only from the process that owns the directory (see `RunLock`): another
     process may be saving there.
@@ -318,4 +337,13 @@ def remove_stale_files(directory: str | os.PathLike) -> list[pathlib.Path]:
     if state_copy.is_file():
         state_copy.unlink()
         stale.append(state_copy)
+    indexed = _numbers(directory, _INDEX)
+    for path in sorted(directory.glob(f"{PREFIX}-*.data-*")):
+        match = _FILE.match(path.name)
+        # Only below the newest index: a newest checkpoint missing its index is reported
+        # (and kept) by `restore`, not deleted here.
+        if match and indexed and int(match.group(1)) < indexed[-1] and (
+                int(match.group(1)) not in indexed):
+            path.unlink(missing_ok=True)
+            stale.append(path)
     return stale
