@@ -189,7 +189,15 @@ class Loops(LoopBodies):
 
     def step_op_types(self, kind, spec, sliced):
         """The TensorFlow op types of the step of `kind` (for the XLA policy), its
-        nested functions' included."""
+        nested functions' included.
+
+        A model's own step is read whole (it is traced for its logs anyway). Of the
+        default step, the forward pass (its predict step) is enough, since what the
+        policy looks for, convolutions, shows there, and tracing it costs a fraction
+        of the training step with its gradients and updates.
+        """
+        if not getattr(self.steps, kind).reports_logs:
+            kind = "predict"
         graph = self._probe(kind, spec, sliced).graph.as_graph_def()
         types = {node.op for node in graph.node}
         for function in graph.library.function:
