@@ -195,7 +195,7 @@ BROKEN = textwrap.dedent('''\
     ("raises", "raised RuntimeError: the data server is down. Fix it"),
     ("uncompiled", "The experiment's model is not compiled: call model.compile("),
     ("wrong_features", "failed: ValueError: `x` must have shape ('n', 4) to match the model "
-                       "input; received shape (64, 3)"),
+                       "input"),
     ("wrong_lengths", "`x` and `y` must have the same number of samples; received 64 and 60"),
     ("needs", "must take no arguments (missing a required argument: 'n')"),
 ])

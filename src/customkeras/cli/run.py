@@ -23,7 +23,8 @@ from customkeras.cli import artifacts, config, custom, loading, resume, rundir
 from customkeras.cli.cluster import worker_failures
 from customkeras.cli.curves import plot_learning_curves
 from customkeras.cli.errors import CommandError
-from customkeras.training import compat, distribution
+from customkeras.training import distribution
+from customkeras.training.steps import overrides
 from customkeras.training.run import (EXIT_INTERRUPTED, CheckpointError, CheckpointWriteError,
                                       EpochCheckpoint, GracefulInterrupt, RunCheckpoint)
 
@@ -85,18 +86,12 @@ def _batch_size(data, run_config) -> int | None:
 
 
 def _custom_trainer(model, strategy, jit_compile):
-    try:
-        return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
-    except (TypeError, ValueError):
-        # Until the engine takes a compiled model alone: its compiled loss, optimizer, metrics.
-        compiled = compat.compiled_arguments(model)
-        if getattr(model, "optimizer", None) is None or compiled.get("loss") is None:
-            raise CommandError("The experiment's model is not compiled: call model.compile("
-                               "loss=..., optimizer=..., metrics=...) in the function.",
-                               exit_code=1) from None
-        return training.Trainer(model, compiled["loss"], model.optimizer,
-                                compiled.get("metrics") or (), strategy=strategy,
-                                jit_compile=jit_compile)
+    # The Trainer takes any model (an uncompiled one can predict); a run trains it.
+    if not getattr(model, "compiled", False) and not overrides(model, "train_step"):
+        raise CommandError("The experiment's model is not compiled: call model.compile("
+                           "loss=..., optimizer=..., metrics=...) in the function.",
+                           exit_code=1)
+    return training.Trainer(model, strategy=strategy, jit_compile=jit_compile)
 
 
 def _shown(path: pathlib.Path) -> pathlib.Path:
