@@ -34,6 +34,8 @@ import subprocess
 import sys
 import time
 
+from _harness import epoch_timer
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results" / "batch_callbacks.json"
 CONTENDERS = ("trainer", "trainer_batch_callback", "trainer_batch_callback_spe32",
               "keras_fit", "keras_fit_batch_callback")
@@ -64,17 +66,6 @@ def _model():
 def _callbacks(contender):
     import keras
 
-    class EpochTimer(keras.callbacks.Callback):  # epoch hooks only: keeps the fast path
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self._start)
-
     class LossReader(keras.callbacks.Callback):  # the callbacks guide's loss printer, quiet
         def __init__(self):
             super().__init__()
@@ -85,7 +76,7 @@ def _callbacks(contender):
             self.calls += 1
             self.last = logs["loss"]
 
-    timer = EpochTimer()
+    timer = epoch_timer()  # epoch hooks only: keeps the fast path
     reader = LossReader() if "batch_callback" in contender else None
     return timer, reader, [timer] + ([reader] if reader else [])
 
