@@ -3,12 +3,14 @@
 tests/test_training_reproducibility.py.
 
     python reproducible_run.py OUT.json [--data arrays|dataset] [--epochs N]
-        [--checkpoint DIR] [--backup DIR] [--kill-in-epoch E]
+        [--checkpoint DIR] [--save-freq N] [--backup DIR] [--kill-in-epoch E]
 
 Writes the history (of every epoch, restored ones included) and a SHA-256 of the final
 weights' bytes to OUT.json. `--checkpoint` resumes from / saves to an `EpochCheckpoint`,
-`--backup` a `keras.callbacks.BackupAndRestore`; `--kill-in-epoch E` SIGKILLs the
-process at the first batch end of epoch E (0-based), before that epoch is saved.
+`--backup` a `keras.callbacks.BackupAndRestore`; `--save-freq N` makes the checkpoint
+save every N steps too (`EpochCheckpoint(save_freq=N)`); `--kill-in-epoch E` SIGKILLs
+the process at the first batch end of epoch E (0-based), before that epoch is saved
+(with `--save-freq`, right after its first mid-epoch save).
 """
 
 import argparse
@@ -49,6 +51,7 @@ def main():
     parser.add_argument("--data", choices=("arrays", "dataset"), default="arrays")
     parser.add_argument("--epochs", type=int, default=EPOCHS)
     parser.add_argument("--checkpoint")
+    parser.add_argument("--save-freq", type=int)
     parser.add_argument("--backup")
     parser.add_argument("--kill-in-epoch", type=int)
     args = parser.parse_args()
@@ -65,7 +68,7 @@ def main():
     callbacks = []
     checkpoint = None
     if args.checkpoint:
-        checkpoint = EpochCheckpoint(args.checkpoint)
+        checkpoint = EpochCheckpoint(args.checkpoint, save_freq=args.save_freq or "epoch")
         callbacks.append(checkpoint)
     if args.backup:
         callbacks.append(keras.callbacks.BackupAndRestore(args.backup))

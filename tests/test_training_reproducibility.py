@@ -96,3 +96,19 @@ def test_backup_and_restore_after_a_kill_gives_the_same_weights(uninterrupted, t
     assert resumed["weights"] == expected["weights"]
     assert resumed["history"] == {key: values[9:]
                                   for key, values in expected["history"].items()}
+
+
+@pytest.mark.parametrize("data", ["arrays", "dataset"])
+def test_a_run_killed_after_a_step_checkpoint_resumes_mid_epoch_with_the_same_bits(
+        uninterrupted, data, tmp_path):
+    # `save_freq=50` of 125-step epochs: executions end at steps 50 and 100 too. The
+    # kill comes at the first step of epoch 6, so the newest checkpoint is that of step
+    # 100 of epoch 5: the resumed run starts there, mid-epoch (its running metrics and,
+    # for tf.data, the iterator restored), and must replay nothing it saved.
+    checkpoints = str(tmp_path / "checkpoints")
+    run(tmp_path, "killed", "--data", data, "--checkpoint", checkpoints, "--save-freq", "50",
+        "--kill-in-epoch", "5", expect_kill=True)
+    assert "ckpt-4000000100.index" in os.listdir(os.path.join(checkpoints, "mid-epoch"))
+    resumed = run(tmp_path, "resumed", "--data", data, "--checkpoint", checkpoints,
+                  "--save-freq", "50")
+    assert resumed == uninterrupted(data)

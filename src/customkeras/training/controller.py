@@ -1,29 +1,23 @@
-"""The controller room: the host side of `fit`, `evaluate` and `predict`.
+"""The controller room: the host side of passes over data, between executions.
 
-In the style of Orbit's `Controller`: between graph executions it calls the Keras
-callbacks, updates the progress display, records the history, checks for divergence
-and for `model.stop_training`; everything per step runs in the traced loops
-(`loops`). It follows `fit`'s conventions: `model.reset_metrics()` at each epoch,
-validation at each epoch's end, `History` keys as Keras names them, a callback that
-sets `model._initial_epoch` in `on_train_begin` (`keras.callbacks.BackupAndRestore`)
-moves the start, and `optimizer.finalize_variable_values` (EMA weights) at the end.
+In the style of Orbit's `Controller`: it runs a pass of any step kind over any feed as
+a sequence of graph executions (`executions`): how many steps each runs
+(`executions.ExecutionPlanner`), whether XLA runs (`xla_choice`, decided once per
+kind) and its fallback, the batch hooks of the Keras callbacks, `model.stop_training`.
+Everything per step runs in the traced loops (`loops`). `evaluate` and `predict` are
+one pass each; `fit`'s epochs are the fit loop's (`fit_loop.FitLoop`), which runs its
+epochs' passes through this room.
 """
 
 import warnings
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from customkeras.training import compat
 from customkeras.training.callback_hooks import per_batch
 from customkeras.training.errors import TrainingDivergedError
-from customkeras.training.keras_backup import BackupAndRestoreSupport
-from customkeras.training.model_setup import optimizers_of
-from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.loops import flat_logs
-from customkeras.training.progress import make_progress
-from customkeras.training.steps.kinds import PREDICT, TEST, TRAIN
+from customkeras.training.steps.kinds import PREDICT, TEST
 from customkeras.training.xla_choice import XlaChoice, XlaMode, is_xla_compile_error
 
 
@@ -54,17 +48,27 @@ class Controller:
 
     # ---- executions ---------------------------------------------------------------------
 
-    def _executions(self, kind, feed, callbacks, first_step=0, should_stop=None):
+    def executions(self, kind, feed, callbacks, first_step=0, should_stop=None,
+                   next_stop=None):
         """Runs one pass of `kind` over `feed` from step `first_step`, one execution at
         a time; yields `(first_step, num_steps, steps_run, result)` of each (`result`
         as `Loops.run` returns it) after calling the batch-begin hook, and ends after
         an execution that ran fewer steps than asked (the data ran out, or a step
-        diverged) or when `should_stop()` says so."""
+        diverged) or when `should_stop()` says so. No execution crosses the feed's
+        boundary (where its XLA mode changes) nor `next_stop(step)`."""
         xla = self.xla.for_pass(kind.name, lambda: self.loops.step_op_types(kind, feed))
         begin = getattr(callbacks, f"on_{kind.name}_batch_begin")
+        boundary = feed.boundary(xla)
+
+        def next_boundary(step):
+            stops = [s for s in (next_stop and next_stop(step),
+                                 boundary if boundary is not None and step < boundary
+                                 else None) if s is not None]
+            return min(stops) if stops else None
+
         for step, count in self.planner.executions(
                 feed.total, start=first_step, multiple=feed.multiple,
-                limit=self._limit(callbacks, kind), boundary=feed.boundary(xla)):
+                limit=self._limit(callbacks, kind), next_boundary=next_boundary):
             if should_stop is not None and should_stop():
                 return
             begin(step)
@@ -100,109 +104,15 @@ class Controller:
         Keras: once per execution), else None."""
         return 1 if self.planner.adaptive and per_batch(callbacks, kind.name) else None
 
-    def _reads(self, callbacks, kind):
+    def reads(self, callbacks, kind):
         """`(super_batches, steps_per_execution)` for a source's feeds: super-batches
         are allowed where XLA is (not under a strategy, whose distributed dataset
         splits each batch, nor eagerly) and executions are not one step each."""
         allowed = self.xla.allowed and not self._limit(callbacks, kind)
         return allowed, None if self.planner.adaptive else self.planner.steps
 
-    # ---- fit ----------------------------------------------------------------------------
-
-    def fit(self, train, validation, *, epochs, initial_epoch, shuffle, seed, callbacks,
-            verbose, validation_freq=1):
-        """Trains for epochs `initial_epoch` to `epochs - 1`; returns the `History`."""
-        model = self.model
-        callback_list = keras.callbacks.CallbackList(
-            list(callbacks), add_history=True, add_progbar=False, model=model, verbose=0,
-            epochs=epochs, steps=train.steps_per_epoch)
-        state = TrainingState(model, optimizers_of(model), seed,
-                              checkpointable_input=train.checkpointable,
-                              persistent_input=train.persistent_input)
-        for callback in training_state_callbacks(callbacks):
-            callback.set_training_state(state)
-        backup = BackupAndRestoreSupport(callbacks, state)
-        self.coordinator.start()  # model.stop_training = False
-        self.loops.guard.refresh()
-        compat.set_initial_epoch(model, None)
-        training_logs = {}
-        progress = None
-        try:
-            callback_list.on_train_begin()
-            backup.on_train_begin()
-            # Keras's convention: BackupAndRestore sets `_initial_epoch` when restoring;
-            # a run-management callback may ask for a mid-epoch start.
-            start, resume = compat.initial_epoch(model) or initial_epoch, (0, None)
-            if state.resume_point is not None:
-                start, step, saved_seed, restore = state.resume_point
-                resume = (step, restore)
-                if saved_seed is not None:
-                    state.seed = seed = saved_seed
-            train.prepare_fit(start, self.strategy, *self._reads(callback_list, TRAIN))
-            progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
-                                     steps_per_epoch=train.steps_per_epoch)
-            for epoch in range(start, epochs):
-                epoch_logs = self._train_epoch(
-                    epoch, train, seed, shuffle, callback_list, progress, state, backup,
-                    *(resume if epoch == start else (0, None)))
-                if epoch_logs is None:  # the data ran out (steps_per_epoch too many)
-                    break
-                if validation is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self.evaluate(validation, callback_list)
-                    epoch_logs.update({f"val_{k}": v for k, v in val_logs.items()})
-                state.epoch, state.step = epoch + 1, 0
-                callback_list.on_epoch_end(epoch, epoch_logs)
-                progress.epoch_end(epoch, epoch_logs)
-                training_logs = epoch_logs
-                if self.coordinator.agree_to_stop():
-                    break
-            # As `fit`: EMA weights (`use_ema=True`) replace the trained ones.
-            optimizer = getattr(model, "optimizer", None)
-            if isinstance(optimizer, keras.optimizers.Optimizer) and epochs > 0:
-                optimizer.finalize_variable_values(model.trainable_weights)
-            callback_list.on_train_end(training_logs)
-        finally:
-            backup.close()
-            compat.set_initial_epoch(model, None)
-            if progress is not None:
-                progress.close()
-        return _history(callback_list)
-
-    def _train_epoch(self, epoch, source, seed, shuffle, callbacks, progress, state, backup,
-                     first_step, restore):
-        self.model.reset_metrics()
-        state.epoch, state.step, state.iterator, state.logs = epoch, first_step, None, {}
-        callbacks.on_epoch_begin(epoch)
-        backup.on_epoch_begin(epoch)
-        progress.epoch_begin(epoch)
-        feed = source.epoch_feed(epoch, seed, shuffle, self.strategy)
-        state.iterator = source.iterator
-        if restore is not None:
-            restore(state)
-        logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
-        for step, count, steps_run, result in self._executions(
-                TRAIN, feed, callbacks, first_step, should_stop=self.coordinator.should_stop):
-            _, finite, weights_finite, new_logs = result
-            new_logs = _floats(new_logs)
-            if not (bool(finite) and bool(weights_finite)):
-                self._diverged(epoch, step, steps_run, bool(finite), new_logs)
-            ran_out = steps_run < count
-            if steps_run:
-                logs, done = new_logs, step + steps_run
-                state.step, state.logs = done, logs
-                callbacks.on_train_batch_end(done - 1, logs)
-                progress.execution_end(done, logs)
-        stopped = self.model.stop_training and done < (feed.total or done + 1)
-        short = source.finish_epoch(feed, done, ran_out, stopped, self.strategy)
-        state.iterator = source.iterator  # what the next epoch carries on with
-        if short:
-            warnings.warn("Your input ran out of data: this epoch ran fewer than "
-                          "`steps_per_epoch` steps. Make sure that it can generate at least "
-                          "`steps_per_epoch * epochs` batches (e.g. `dataset.repeat()`).",
-                          stacklevel=3)
-        return dict(logs)
-
-    def _diverged(self, epoch, first_step, steps_run, loss_finite, logs):
+    def diverged(self, epoch, first_step, steps_run, loss_finite, logs):
+        """Puts back the last finite state and raises `TrainingDivergedError`."""
         self.loops.guard.restore()
         if loss_finite:
             reason = "the weights became non-finite (the loss was still finite)"
@@ -212,28 +122,36 @@ class Controller:
         raise TrainingDivergedError(epoch + 1, first_step + steps_run, reason,
                                     restored_step=first_step)
 
+    floats = staticmethod(_floats)
+
     # ---- evaluate -----------------------------------------------------------------------
 
-    def evaluate(self, source, callbacks):
+    def evaluate(self, source, callbacks, name=None):
         """One evaluation pass; returns the logs (floats).
 
         Args:
             source: the data source.
             callbacks: a `CallbackList` (its test hooks are called).
+            name: the name of a validation set among several, or None. The hooks
+                see its logs under `<name>_<key>` (so that `TensorBoard` writes each
+                set's own `evaluation_<name>_loss_vs_iterations`).
         """
+        def named(logs):
+            return logs if name is None else {f"{name}_{k}": v for k, v in logs.items()}
+
         self.model.reset_metrics()
         callbacks.on_test_begin()
-        feed = source.pass_feed(TEST, self.strategy, *self._reads(callbacks, TEST))
+        feed = source.pass_feed(TEST, self.strategy, *self.reads(callbacks, TEST))
         logs, steps = {}, 0
-        for step, _, steps_run, (_, new_logs) in self._executions(TEST, feed, callbacks):
+        for step, _, steps_run, (_, new_logs) in self.executions(TEST, feed, callbacks):
             if steps_run:
                 steps += steps_run
                 logs = _floats(new_logs)
-                callbacks.on_test_batch_end(step + steps_run - 1, logs)
+                callbacks.on_test_batch_end(step + steps_run - 1, named(logs))
         source.finish_pass(feed)
         if not steps:
             raise ValueError(f"`{source.name}` yielded no batch to evaluate")
-        callbacks.on_test_end(logs)
+        callbacks.on_test_end(named(logs))
         return logs
 
     # ---- predict ------------------------------------------------------------------------
@@ -245,7 +163,7 @@ class Controller:
         parts = []
         # A known length (`steps`, or the data's) bounds the pass, as in Keras: no
         # batch hook is called for a batch that does not exist.
-        for step, _, steps_run, (_, outputs) in self._executions(PREDICT, feed, callbacks):
+        for step, _, steps_run, (_, outputs) in self.executions(PREDICT, feed, callbacks):
             if steps_run:
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
                 callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})
@@ -254,10 +172,3 @@ class Controller:
             raise ValueError(f"`{source.name}` yielded no batch to predict on")
         callbacks.on_predict_end()
         return tf.nest.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
-
-
-def _history(callback_list):
-    for callback in callback_list.callbacks:
-        if isinstance(callback, keras.callbacks.History):
-            return callback
-    raise RuntimeError("CallbackList did not add a History callback")

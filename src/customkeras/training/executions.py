@@ -38,7 +38,7 @@ class ExecutionPlanner:
         self._clock = clock
         self.agree = agree
 
-    def executions(self, total, start=0, multiple=1, limit=None, boundary=None):
+    def executions(self, total, start=0, multiple=1, limit=None, next_boundary=None):
         """Yields `(first_step, num_steps)` for each execution of one pass.
 
         Args:
@@ -49,8 +49,9 @@ class ExecutionPlanner:
                 many steps (a feed of super-batches). Defaults to 1.
             limit: at most this many steps per execution (1 where a callback must
                 see every batch, `callback_hooks`), or None for the planned number.
-            boundary: a step that no execution crosses (where the feed's XLA mode
-                changes: `sources.feeds`), or None.
+            next_boundary: a function of a step returning the first step after it
+                that no execution crosses (where the feed's XLA mode changes,
+                `sources.feeds`; a step interval, `fit_loop`), or None; or None.
 
         The time until the consumer asks for the next execution is what gets
         measured; it sets how many steps later executions run, never what they
@@ -59,7 +60,8 @@ class ExecutionPlanner:
         step = start
         while total is None or step < total:
             count = limit or max(self.steps // multiple, 1) * multiple
-            end = boundary if boundary is not None and step < boundary else total
+            end = next_boundary(step) if next_boundary is not None else None
+            end = total if end is None else end if total is None else min(end, total)
             count = count if end is None else min(count, end - step)
             started = self._clock()
             yield step, count

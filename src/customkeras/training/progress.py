@@ -72,6 +72,9 @@ class SilentProgress:
     def execution_end(self, steps_done, logs):
         pass
 
+    def validation(self, step, logs):
+        """A validation every `validation_interval` steps, at global step `step`."""
+
     def epoch_end(self, epoch, logs):
         pass
 
@@ -95,6 +98,10 @@ class LineProgress(SilentProgress):
 
     def execution_end(self, steps_done, logs):
         self._steps_done = steps_done
+
+    def validation(self, step, logs):
+        self._stream.write(f"  step {step} - {format_logs(logs)}\n")
+        self._stream.flush()
 
     def epoch_end(self, epoch, logs):
         seconds = time.perf_counter() - self._start
@@ -128,6 +135,9 @@ class BarProgress(SilentProgress):
             total=self._steps_per_epoch, desc=f"Epoch {epoch + 1}/{self._epochs}",
             unit="step", position=1, leave=True, dynamic_ncols=True,
         )
+
+    def validation(self, step, logs):
+        tqdm.write(f"step {step} - {format_logs(logs)}")
 
     def execution_end(self, steps_done, logs):
         self._epoch_bar.update(steps_done - self._epoch_bar.n)

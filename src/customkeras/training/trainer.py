@@ -5,6 +5,8 @@ in-graph loops (`loops`), the data sources (`sources`) and the host-side control
 (`controller`); see docs/architecture.md.
 """
 
+from collections.abc import Mapping
+
 import keras
 import tensorflow as tf
 
@@ -13,6 +15,7 @@ from customkeras import _checks
 from customkeras.training import distribution, model_setup, objectives
 from customkeras.training.callback_hooks import as_callbacks
 from customkeras.training.controller import Controller
+from customkeras.training.fit_loop import FitLoop
 from customkeras.training.executions import ExecutionPlanner
 from customkeras.training.loops import Loops
 from customkeras.training.progress import VERBOSE_CHOICES
@@ -22,7 +25,6 @@ from customkeras.training.sources import model_fit
 from customkeras.training.steps import make_steps, overrides
 from customkeras.training.steps.kinds import KINDS
 
-VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
 
 
 class Trainer:
@@ -179,7 +181,8 @@ class Trainer:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
-            validation_batch_size=None, validation_freq=1, *, seed=None):
+            validation_batch_size=None, validation_freq=1, *, seed=None,
+            validation_interval=None, max_time=None):
         """Trains the model for epochs `initial_epoch` to `epochs - 1`, as `model.fit`.
 
         The arguments are Keras 3's, in its order and with its meaning; `seed` is the
@@ -209,7 +212,10 @@ class Trainer:
                 rule; arrays only). Ignored when `validation_data` is given. Defaults
                 to 0.0.
             validation_data: `(x_val, y_val)`, `(x_val, y_val, sample_weight_val)`,
-                or streamed data, evaluated at each epoch's end. Defaults to None.
+                or streamed data, evaluated at each epoch's end (history keys
+                `val_loss`, ...); or several named sets, `{"clean": (x, y), "noisy":
+                dataset}`, each evaluated (keys `val_clean_loss`, `val_noisy_loss`,
+                ...). Defaults to None.
             shuffle: whether to shuffle array samples every epoch (ignored, with a
                 warning, for a dataset). Defaults to True.
             class_weight: `{class_index: weight}`: each sample's loss is weighted by
@@ -232,9 +238,25 @@ class Trainer:
                 replays the same orders. None draws one from NumPy's global generator
                 (seeded by `keras.utils.set_random_seed`); in a multi-worker run, the
                 chief's draw. Defaults to None.
+            validation_interval: also validate every this many training steps of
+                an epoch (counted from the epoch's start; at its last step only when
+                the epoch's own validation does not follow). Each such validation
+                calls the callbacks' test hooks (`TensorBoard` writes
+                `evaluation_*_vs_iterations`), reaches the progress display and
+                appends `{"step": global step, "epoch": epoch, "val_loss": ...}` to
+                `history.steps`. Executions end at its multiples; the training
+                itself computes the same bits. Defaults to None (epochs only).
+            max_time: a time budget in seconds: training stops at the first
+                execution boundary after it (within about 0.2 s under
+                `steps_per_execution="auto"`), keeps what was trained and says so;
+                `history.stopped_by_max_time` tells. It decides where the run stops,
+                never what a step computes: resumed from a checkpoint
+                (`EpochCheckpoint(save_freq=N)` saves at the stop too), the run ends
+                with the uninterrupted run's bits. Defaults to None.
 
         Returns:
-            A `keras.callbacks.History`.
+            A `keras.callbacks.History`; `history.steps` lists the step-interval
+            validations.
 
         Raises:
             TypeError, ValueError: bad arguments or data, an uncompiled model, before
@@ -247,6 +269,11 @@ class Trainer:
         initial_epoch = _checks.integer("initial_epoch", initial_epoch, 0)
         seed = _checks.optional_seed("seed", seed)
         validation_freq = _checks.integer("validation_freq", validation_freq, 1)
+        if validation_interval is not None:
+            validation_interval = _checks.integer("validation_interval", validation_interval,
+                                                  1, alternative="None")
+        if max_time is not None:
+            max_time = _checks.positive_float("max_time", max_time)
         callbacks = as_callbacks(callbacks)
         self._check_batch_size(batch_size)
         if validation_batch_size is not None:
@@ -257,25 +284,34 @@ class Trainer:
         train = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps_per_epoch,
                             names=("x", "y", "sample_weight"), cache=self._arrays,
                             shuffle=shuffle, class_weight=class_weight)
-        validation = None
-        if validation_data is not None:
-            validation = self._validation_source(
-                validation_data, validation_batch_size or batch_size, validation_steps)
+        validations = self._validation_sources(
+            validation_data, validation_batch_size or batch_size, validation_steps)
         controller = self._setup(train, "train")
-        if validation is not None:
+        for validation in validations.values():
             model_fit.check_source(self.model, validation, "test")
             with self.strategy.scope():
                 controller.loops.check_logs(KINDS["test"], validation)
         seed = self._coordinator.agree_on_fit(
-            train.fingerprint, None if validation is None else validation.fingerprint, seed, epochs=epochs,
-            batch_size=getattr(train, "batch_size", 0), shuffle=shuffle,
+            train.fingerprint,
+            tuple(v.fingerprint for v in validations.values()) if validations else None,
+            seed, epochs=epochs, batch_size=getattr(train, "batch_size", 0), shuffle=shuffle,
             initial_epoch=initial_epoch,
-            steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution)
+            steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution,
+            validation_interval=validation_interval or 0)
+        loop = FitLoop(controller, train, validations, epochs=epochs,
+                       initial_epoch=initial_epoch, shuffle=shuffle, seed=seed,
+                       callbacks=callbacks, verbose=verbose, validation_freq=validation_freq,
+                       validation_interval=validation_interval, max_time=max_time)
         with self.strategy.scope():  # state a step builds lazily belongs to the strategy
-            return controller.fit(train, validation, epochs=epochs,
-                                  initial_epoch=initial_epoch, shuffle=shuffle, seed=seed,
-                                  callbacks=callbacks, verbose=verbose,
-                                  validation_freq=validation_freq)
+            history = loop.run()
+        history.stopped_by_max_time = loop.stopped_by_max_time
+        if loop.stopped_by_max_time and verbose != 0:
+            epoch, step = loop.stopped_at
+            where = (f"after step {step} of epoch {epoch + 1}"
+                     if step < (train.steps_per_epoch or step + 1) else
+                     f"after epoch {epoch + 1}")
+            print(f"Stopped: max_time={max_time:g} s reached {where}.", flush=True)
+        return history
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False):
@@ -370,18 +406,39 @@ class Trainer:
                 "optimizer to Trainer: `Trainer(model, loss, optimizer)`. (`predict` "
                 "works without.)")
 
-    def _validation_source(self, validation_data, batch_size, steps):
+    def _validation_sources(self, validation_data, batch_size, steps):
+        """`{name: source}` of `fit`'s validation sets: `{None: source}` for one."""
+        if validation_data is None:
+            return {}
+        if not isinstance(validation_data, Mapping):
+            return {None: self._validation_source(validation_data, batch_size, steps)}
+        if not validation_data:
+            raise ValueError("`validation_data` must name at least one set; received an "
+                             "empty dict")
+        sources = {}
+        for name, data in validation_data.items():
+            if not (isinstance(name, str) and name.isidentifier()):
+                raise ValueError(
+                    "`validation_data` names must be identifiers (they become history "
+                    f"keys, `val_<name>_loss`); received the name {name!r}")
+            sources[name] = self._validation_source(data, batch_size, steps, name)
+        return sources
+
+    def _validation_source(self, validation_data, batch_size, steps, name=None):
+        argument = "validation_data" if name is None else f"validation_data[{name!r}]"
         if isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
             x, y, *rest = validation_data
+            names = tuple(f"{argument}[{i}]" for i in range(3))
             return make_source(x, y, rest[0] if rest else None, batch_size=batch_size,
-                               steps=steps, names=VALIDATION_NAMES, cache=self._arrays,
+                               steps=steps, names=names, cache=self._arrays,
                                purpose="evaluate")
         if is_dataset_like(validation_data):
             return make_source(validation_data, None, None, batch_size=None, steps=steps,
-                               names=("validation_data", "", ""), cache=self._arrays)
+                               names=(argument, "", ""), cache=self._arrays)
         raise ValueError(
-            "`validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, "
-            "sample_weight_val), a tf.data.Dataset, a generator or a PyDataset; received "
+            f"`{argument}` must be a tuple (x_val, y_val) or (x_val, y_val, "
+            "sample_weight_val), a tf.data.Dataset, a generator or a PyDataset (or a dict "
+            "of them, named sets); received "
             f"{type(validation_data).__name__}")
 
     def _compile(self):

@@ -1,5 +1,6 @@
 """`EpochCheckpoint`: exact resume of a training run, as a Keras callback."""
 
+import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -7,9 +8,18 @@ from collections.abc import Callable, Mapping
 import keras
 import tensorflow as tf
 
+from customkeras import _checks
 from customkeras.training import compat
 from customkeras.training.model_setup import optimizers_of
-from customkeras.training.run.checkpoint import History, RestoredCheckpoint, RunCheckpoint
+from customkeras.training.run.checkpoint import (History, RestoredCheckpoint, RunCheckpoint,
+                                                 checkpoint_metadata)
+
+# Mid-epoch checkpoints (`save_freq=N`) live in this subdirectory of the checkpoint
+# directory, numbered `epoch * MID_EPOCH_NUMBERS + step`, each with its position file
+# (the running metrics and the input iterator, which exist only once the epoch began).
+MID_EPOCH_DIR = "mid-epoch"
+MID_EPOCH_NUMBERS = 10**9
+POSITION_PREFIX = "position"
 
 
 class CheckpointFallbackWarning(UserWarning):
@@ -29,9 +39,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     An epoch is whole when its last training batch ran (`on_train_batch_end` saw batch
     index `params["steps"] - 1`; with an unknown number of steps, every epoch that ends
-    is whole). An epoch cut short by `model.stop_training` (Ctrl-C, see
-    `GracefulInterrupt`) is neither recorded nor checkpointed, so resuming replays it
-    from its start.
+    is whole). With `save_freq="epoch"`, an epoch cut short by `model.stop_training`
+    (Ctrl-C, see `GracefulInterrupt`; `fit(max_time=...)`) is neither recorded nor
+    checkpointed, so resuming replays it from its start.
+
+    With `save_freq=N` (under the `Trainer`), it also saves every N steps of an epoch,
+    and where an epoch is cut short: the weights, optimizer and random states, the
+    epoch's running metrics and logs, and a tf.data iterator's position (in the
+    `mid-epoch/` subdirectory, the newest only). A run killed mid-epoch resumes at the
+    step after its last save and ends with the uninterrupted run's bits. The `Trainer`
+    ends its executions at multiples of N, so the save happens at the exact step.
 
     Args:
         checkpoint: a directory, or a `RunCheckpoint`. A directory's checkpoint is made
@@ -44,6 +61,9 @@ class EpochCheckpoint(keras.callbacks.Callback):
             back as `restored.metadata`. Defaults to `""`.
         on_epoch_saved: called with the history after each epoch's checkpoint, e.g. to
             keep a CSV file current. Defaults to nothing.
+        save_freq: `"epoch"`, or an int N: also save every N training steps of an
+            epoch and where an epoch is cut short (Keras `ModelCheckpoint`'s
+            convention; mid-epoch saves need the `Trainer`). Defaults to `"epoch"`.
 
     Attributes:
         restored: the `RestoredCheckpoint` this run continued from, or None.
@@ -73,8 +93,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, checkpoint: str | os.PathLike | RunCheckpoint, *,
                  extra: Mapping | None = None, max_to_keep: int = 2, metadata: str = "",
-                 on_epoch_saved: Callable[[History], None] | None = None):
+                 on_epoch_saved: Callable[[History], None] | None = None,
+                 save_freq: str | int = "epoch"):
         super().__init__()
+        if save_freq != "epoch":
+            save_freq = _checks.integer("save_freq", save_freq, 1, alternative="'epoch'")
+        self.save_freq = save_freq
         if isinstance(checkpoint, RunCheckpoint):
             self._checkpoint, self._directory = checkpoint, None
         elif isinstance(checkpoint, (str, os.PathLike)):
@@ -88,8 +112,15 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._restore_done = False
         self._last_batch = -1
         self._state = None
+        self._mid_epoch = None
         self.restored: RestoredCheckpoint | None = None
         self.history: History = {}
+
+    @property
+    def step_interval(self) -> int | None:
+        """`save_freq` when it is a number of steps: the `Trainer` ends its
+        executions at its multiples."""
+        return None if self.save_freq == "epoch" else self.save_freq
 
     def set_training_state(self, state):
         """Takes the `Trainer`'s `TrainingState` (the input iterator, every optimizer)."""
@@ -148,6 +179,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         # `_initial_epoch or initial_epoch` is what fit reads: None leaves its argument alone.
         compat.set_initial_epoch(self.model, self.completed_epochs or None)
         state = self._state
+        if self.step_interval and state is not None:
+            self._mid_epoch = RunCheckpoint(
+                os.path.join(self._checkpoint.directory, MID_EPOCH_DIR), self.model,
+                optimizers_of(self.model), max_to_keep=1)
+            if self._resume_mid_epoch(state):
+                return
         if state is not None and self.restored is not None and self.completed_epochs:
             if not state.checkpointable_input:
                 warnings.warn("EpochCheckpoint: the input (a generator or PyDataset) cannot "
@@ -168,10 +205,17 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._last_batch = batch
+        steps = self.params.get("steps") if self.params else None
+        step = batch + 1
+        if (self._mid_epoch is not None and step % self.step_interval == 0
+                and (steps is None or step < steps)):
+            self._save_mid_epoch()
 
     def on_epoch_end(self, epoch, logs=None):
         steps = self.params.get("steps") if self.params else None
         if steps is not None and self._last_batch + 1 < steps:
+            if self._mid_epoch is not None and self._state.step > 0:
+                self._save_mid_epoch()  # cut short: resume from here
             return
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
@@ -182,6 +226,68 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._checkpoint.save(epoch + 1, self.history, metadata=self._metadata)
         if self._on_epoch_saved is not None:
             self._on_epoch_saved(self.history)
+
+    # ---- mid-epoch checkpoints (`save_freq=N`) ----------------------------------------
+
+    def _position_prefix(self, number):
+        return os.path.join(self._mid_epoch.directory, f"{POSITION_PREFIX}-{number}")
+
+    def _position_checkpoint(self, state, with_iterator):
+        items = {"metrics": state.metrics_variables}
+        if with_iterator:
+            items["iterator"] = state.iterator
+        return tf.train.Checkpoint(**items)
+
+    def _save_mid_epoch(self):
+        state = self._state
+        number = state.epoch * MID_EPOCH_NUMBERS + state.step
+        with_iterator = state.iterator is not None and state.checkpointable_input
+        prefix = self._position_prefix(number)
+        self._position_checkpoint(state, with_iterator).write(prefix)
+        position = {"epoch": state.epoch, "step": state.step, "seed": state.seed,
+                    "logs": state.logs, "iterator": with_iterator, "number": number,
+                    "metadata": self._metadata}
+        self._mid_epoch.save(self.completed_epochs, self.history,
+                             metadata=json.dumps(position), number=number)
+        # The newest position only, as the newest checkpoint.
+        for name in os.listdir(self._mid_epoch.directory):
+            if name.startswith(f"{POSITION_PREFIX}-") and not name.startswith(
+                    f"{POSITION_PREFIX}-{number}."):
+                os.remove(os.path.join(self._mid_epoch.directory, name))
+
+    def _resume_mid_epoch(self, state):
+        """Restores the newest mid-epoch checkpoint when it is newer than the epoch
+        checkpoint restored; returns whether it did."""
+        found = checkpoint_metadata(self._mid_epoch.directory)
+        if found is None:
+            return False
+        try:
+            position = json.loads(found[1])
+        except ValueError:
+            return False
+        if position.get("epoch", -1) < self.completed_epochs or (
+                position.get("metadata") != self._metadata):
+            return False  # older than the last whole epoch, or another configuration
+        restored = self._mid_epoch.restore()
+        if restored is None:
+            return False
+        self.history = {k: list(v) for k, v in restored.history.items()}
+        if not state.checkpointable_input:
+            warnings.warn("EpochCheckpoint: the input (a generator or PyDataset) cannot be "
+                          "checkpointed, so the interrupted epoch replays from its first "
+                          "batch", stacklevel=3)
+            state.resume(position["epoch"], 0, position.get("seed"))
+            return True
+        prefix = self._position_prefix(position["number"])
+
+        def restore(state):
+            with_iterator = bool(position["iterator"]) and state.iterator is not None
+            self._position_checkpoint(state, with_iterator).read(prefix).expect_partial()
+            state.logs = dict(position.get("logs") or {})
+
+        state.resume(position["epoch"], position["step"], position.get("seed"),
+                     restore=restore)
+        return True
 
     def on_train_end(self, logs=None):
         # Only this fit is affected: a later fit without this callback starts as asked,

@@ -174,14 +174,16 @@ class RunCheckpoint:
         return self._prefix(numbers[-1]) if numbers else None
 
     def save(self, completed_epochs: int, history: Mapping[str, Sequence[float]], *,
-             metadata: str = "") -> str:
-        """Writes `ckpt-<completed_epochs>`, then deletes all but the newest `max_to_keep`.
+             metadata: str = "", number: int | None = None) -> str:
+        """Writes `ckpt-<number>`, then deletes all but the newest `max_to_keep`.
 
         Args:
             completed_epochs: the number of whole epochs trained.
             history: `{name: [value per completed epoch]}`.
             metadata: any string to keep with it (e.g. the run's configuration).
                 Defaults to `""`.
+            number: the checkpoint's number, increasing along a run. Defaults to
+                `completed_epochs` (mid-epoch checkpoints number their steps).
 
         Returns:
             The checkpoint's path prefix (on a non-chief worker, the chief's).
@@ -191,21 +193,22 @@ class RunCheckpoint:
                 left on the device); the checkpoints written before are kept.
         """
         completed_epochs = _checks.integer("completed_epochs", completed_epochs, 0)
+        number = completed_epochs if number is None else _checks.integer("number", number, 0)
         self._epoch.assign(completed_epochs)
         self._history.assign(json.dumps({k: [float(x) for x in v] for k, v in history.items()}))
         self._rng.assign(_rng_state())
         self._metadata.assign(metadata)
-        prefix = self._prefix(completed_epochs)
+        prefix = self._prefix(number)
         if self._temporary is not None:
             try:
-                self._write(os.fspath(self._temporary / f"{PREFIX}-{completed_epochs}"))
+                self._write(os.fspath(self._temporary / f"{PREFIX}-{number}"))
             finally:
                 self.remove_temporary()
             self._saved = prefix
             return prefix
         self._write(prefix)
         self._saved = prefix
-        self._sweep(completed_epochs)
+        self._sweep(number)
         return prefix
 
     def _write(self, prefix: str) -> None:
