@@ -165,3 +165,21 @@ def test_default_run_dirs_never_collide(tmp_path):
     first.mkdir()
     second = artifacts.default_run_dir("housing", root=tmp_path)
     assert second != first
+
+
+def test_learning_curves_show_every_named_validation_set():
+    from customkeras.cli.curves import validation_curves
+    history = {"loss": [1.0, 0.5], "sparse_categorical_accuracy": [0.5, 0.6],
+               "accuracy": [0.5, 0.6], "val_loss": [1.1, 0.6],
+               "val_clean_loss": [1.0, 0.7], "val_noisy_loss": [1.2, 0.9],
+               "val_clean_accuracy": [0.4, 0.5],
+               "val_clean_sparse_categorical_accuracy": [0.4, 0.5]}
+    names = ["loss", "sparse_categorical_accuracy", "accuracy"]
+    assert validation_curves(history, "loss", names) == [
+        ("val_loss", "validation loss"), ("val_clean_loss", "validation (clean) loss"),
+        ("val_noisy_loss", "validation (noisy) loss")]
+    assert validation_curves(history, "accuracy", names) == [
+        ("val_clean_accuracy", "validation (clean) accuracy")]
+    assert validation_curves(history, "sparse_categorical_accuracy", names) == [
+        ("val_clean_sparse_categorical_accuracy",
+         "validation (clean) sparse_categorical_accuracy")]

@@ -103,3 +103,35 @@ def test_two_epochs_extended_killed_and_resumed_give_the_bits_of_one_run(
                          "--epochs", "5"))
     assert "Resuming" in out
     _assert_same_bits(run_dir, readme_runs[0])
+
+
+def _mid_epoch_saves(run_dir):
+    """The numbers (epoch * 10**9 + step) of the run's mid-epoch checkpoints."""
+    return [int(path.name[len("ckpt-"):-len(".index")])
+            for path in (run_dir / "checkpoints" / "mid-epoch").glob("ckpt-*.index")]
+
+
+def test_a_time_budget_and_a_kill_after_a_step_checkpoint_resume_to_the_same_bits(
+        readme_runs, python_executable, data_dir, tmp_path):
+    # --checkpoint-every and --validate-every end executions at their multiples and
+    # --max-time stops at the next boundary: none changes a number.
+    run_dir = tmp_path / "run"
+    process = _start(python_executable, data_dir, "train", "fashion-mnist",
+                     "--checkpoint-every", "500", "--validate-every", "800",
+                     "--max-time", "4", "--output-dir", str(run_dir))
+    _, err = process.communicate(timeout=900)
+    assert process.returncode == 0, err[-3000:]
+    assert "Time budget (--max-time 4 s) reached" in err
+    assert f"customkeras train --resume {run_dir}" in err
+    assert _mid_epoch_saves(run_dir), "no mid-epoch checkpoint before the budget ran out"
+    resumed = _start(python_executable, data_dir, "train", "--resume", str(run_dir))
+    deadline = time.monotonic() + 600
+    while not any(n >= 2 * 10**9 for n in _mid_epoch_saves(run_dir)):  # inside epoch 3
+        assert resumed.poll() is None, resumed.communicate()
+        assert time.monotonic() < deadline, "epoch 3 never reached a step checkpoint"
+        time.sleep(0.02)
+    resumed.send_signal(signal.SIGKILL)
+    resumed.communicate(timeout=60)
+    assert resumed.returncode == -signal.SIGKILL
+    _finish(_start(python_executable, data_dir, "train", "--resume", str(run_dir)))
+    _assert_same_bits(run_dir, readme_runs[0])

@@ -28,7 +28,7 @@ COMMON_DEFAULTS = {"model": "mlp", "epochs": 5, "batch_size": 32, "seed": 42}
 HOUSING_DEFAULTS = {"loss": "mse", "threshold": 1.0, "metrics": ("mae",)}
 SPLIT_KEYS = ("lower_optimizer", "lower_lr", "upper_optimizer", "upper_lr")
 # What may change when a run is resumed: it does not change what is computed.
-RESUMABLE = ("epochs", "data_dir", "strategy")
+RESUMABLE = ("epochs", "data_dir", "strategy", "validate_every", "checkpoint_every")
 # Where the training data comes from: arrays in memory (exact resume), or tf.data
 # pipelines read from verified TFRecord shards (customkeras.datasets.stream_*).
 INPUTS = ("arrays", "stream")
@@ -71,6 +71,8 @@ class RunConfig:
     experiment: str | None = None
     input: str = "arrays"
     jit_compile: str = "auto"
+    validate_every: int | None = None
+    checkpoint_every: int | None = None
 
     @property
     def split_optimizers(self) -> bool:
@@ -211,6 +213,9 @@ def _common(resolved: dict) -> RunConfig:
     for key in ("epochs", "batch_size", "max_train_samples"):
         if key in resolved:
             resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
+    for key in ("validate_every", "checkpoint_every"):  # steps; they change no number
+        if resolved.get(key) is not None:
+            resolved[key] = checked(_checks.integer, key, resolved[key], 1, COUNT_MAX)
     resolved["seed"] = checked(_checks.seed, "seed", resolved["seed"])
     if "data_dir" in resolved:
         # A directory name; not any JSON value made into one (`"data_dir": 5` is no "5").
@@ -220,7 +225,7 @@ def _common(resolved: dict) -> RunConfig:
 
 
 EXPERIMENT_KEYS = ("experiment", "epochs", "batch_size", "seed", "max_train_samples",
-                   "data_dir", "strategy", "jit_compile")
+                   "data_dir", "strategy", "jit_compile", "validate_every", "checkpoint_every")
 
 
 def _resolve_experiment(given: dict) -> RunConfig:

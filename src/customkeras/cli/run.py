@@ -191,7 +191,8 @@ def _write_failure(run_dir: pathlib.Path, what: str, latest: str | None) -> Comm
 
 
 def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
-          verbose="auto", strategy: tf.distribute.Strategy | None = None) -> int:
+          verbose="auto", strategy: tf.distribute.Strategy | None = None,
+          max_time: float | None = None) -> int:
     """Trains (or resumes) the run in `run_dir` and writes its artifacts.
 
     The caller owns `run_dir` (see `customkeras.cli.rundir`).
@@ -200,6 +201,7 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
         strategy: the `tf.distribute.Strategy` to train under (already created: a
             multi-worker one must be the process's first TensorFlow call).
             Defaults to no distribution.
+        max_time: `--max-time`, seconds, or None.
 
     Returns:
         0 when training finished, 130 when interrupted by Ctrl-C (after checkpointing).
@@ -212,7 +214,7 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     state = {"latest": None}
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
-            return _train(run_config, run_dir, resume, verbose, strategy, state)
+            return _train(run_config, run_dir, resume, verbose, strategy, state, max_time)
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the epochs (loading, the results after the
             # last epoch): the run is still resumable from its last checkpoint.
@@ -269,7 +271,7 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
-def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
+def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=None) -> int:
     chief = distribution.is_chief(strategy)
     if resume_run:
         resume.check_against_checkpoints(run_dir, run_config)
@@ -282,7 +284,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     # the plot is drawn once at the end, as it costs more than a short epoch.
     epoch_checkpoint = EpochCheckpoint(
         checkpoint, metadata=resume.metadata(run_config),
-        on_epoch_saved=(lambda h: artifacts.write_history(run_dir, h)) if chief else None)
+        on_epoch_saved=(lambda h: artifacts.write_history(run_dir, h)) if chief else None,
+        save_freq=run_config.checkpoint_every or "epoch")
     completed = 0
     if resume_run:
         restored = epoch_checkpoint.restore()
@@ -325,11 +328,14 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     args, kwargs = custom.fit_arguments(data.train)
     try:
         with interrupt:
-            trainer.fit(*args, epochs=run_config.epochs,
-                        batch_size=_batch_size(data.train, run_config),
-                        validation_data=data.validation, callbacks=callbacks,
-                        shuffle=custom.is_arrays(data.train),  # a dataset shuffles itself
-                        verbose=verbose, seed=run_config.seed, initial_epoch=completed, **kwargs)
+            fitted = trainer.fit(*args, epochs=run_config.epochs,
+                                 batch_size=_batch_size(data.train, run_config),
+                                 validation_data=data.validation, callbacks=callbacks,
+                                 # a dataset shuffles itself
+                                 shuffle=custom.is_arrays(data.train), verbose=verbose,
+                                 seed=run_config.seed, initial_epoch=completed,
+                                 validation_interval=run_config.validate_every,
+                                 max_time=max_time, **kwargs)
     except training.TrainingDivergedError as error:
         if chief:
             _write_history(run_dir, epoch_checkpoint.history, run_config)
@@ -347,12 +353,22 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
         checkpoint.remove_temporary()
     history = epoch_checkpoint.history
     done = epoch_checkpoint.completed_epochs
+    cut_short = ("the epoch cut short resumes from its last step checkpoint"
+                 if run_config.checkpoint_every else
+                 "the epoch cut short is replayed from its start")
+    if fitted.stopped_by_max_time and done < run_config.epochs:
+        if chief:
+            _write_history(run_dir, history, run_config)
+        print(f"\nTime budget (--max-time {max_time:g} s) reached after {done} complete "
+              f"epoch(s) of {run_config.epochs} ({cut_short}). Resume with:\n"
+              f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
+        return 0
     # `model.stop_training` too: in a multi-worker run, a Ctrl-C on any worker stops all.
     if (interrupt.requested or model.stop_training) and done < run_config.epochs:
         if chief:
             _write_history(run_dir, history, run_config)
         print(f"\nTraining interrupted after {done} complete epoch(s) of {run_config.epochs} "
-              f"(the epoch cut short is replayed from its start). "
+              f"({cut_short}). "
               f"{_saved(checkpoint.latest)}\nResume with:\n"
               f"  customkeras train --resume {_shown(run_dir)}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED

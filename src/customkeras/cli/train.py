@@ -83,6 +83,26 @@ def _seconds(value: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def duration(value: str) -> float:
+    """`--max-time`: seconds, or a number with an `s`, `m` or `h` suffix (`90`, `10m`,
+    `1.5h`)."""
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:], None)
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration: seconds, or a number with an s, m or h suffix (e.g. 90, "
+            f"10m, 1.5h); received {value!r}") from None
+    try:
+        return _checks.positive_float("max_time", seconds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _verbosity(value: str):
     if value == "auto":
         return value
@@ -100,7 +120,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--resume", metavar="RUN_DIR", default=s,
                            help="continue an interrupted run from its last checkpoint (other "
                                 "options may repeat the run's values; only --epochs, --data-dir, "
-                                "--strategy, --worker-timeout and --verbose may change)")
+                                "--strategy, --validate-every, --checkpoint-every, --max-time, "
+                                "--worker-timeout and --verbose may change)")
     run_group.add_argument("--output-dir", metavar="DIR", default=s,
                            help="where the run's files go (default: runs/<dataset>-<timestamp>)")
     run_group.add_argument("--data-dir", metavar="DIR", default=s,
@@ -121,6 +142,20 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                            help="multi-worker: how long to wait for every worker to start, and "
                                 "for the others during training, before stopping with an "
                                 f"error (default: {config.DEFAULT_WORKER_TIMEOUT:g})")
+    run_group.add_argument("--max-time", type=duration, metavar="DURATION", default=s,
+                           help="a time budget for this command (90, 90s, 10m, 1.5h): training "
+                                "stops at the next execution boundary after it, checkpoints "
+                                "and prints the --resume command; the resumed run computes the "
+                                "uninterrupted run's bits (default: none)")
+    run_group.add_argument("--validate-every", type=int, metavar="N", default=s,
+                           help="also validate every N training steps of an epoch (shown, and "
+                                "written to TensorBoard against the step); changes no number "
+                                "(default: at each epoch's end only)")
+    run_group.add_argument("--checkpoint-every", type=int, metavar="N", default=s,
+                           help="also checkpoint every N training steps of an epoch and where "
+                                "training stops (Ctrl-C, --max-time), so that --resume "
+                                "continues from that step, with the same bits (default: after "
+                                "each epoch only)")
     training = parser.add_argument_group("training")
     training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
                           help="optimizer (default: nadam; housing 'exponential': sgd)")
@@ -295,6 +330,7 @@ def handle(args: argparse.Namespace) -> int:
     from customkeras.cli import load_components
 
     verbose = getattr(args, "verbose", "auto")
+    max_time = getattr(args, "max_time", None)
     timeout = getattr(args, "worker_timeout", config.DEFAULT_WORKER_TIMEOUT)
     if hasattr(args, "resume"):
         load_components()  # the checks of a run directory read its checkpoints
@@ -304,10 +340,10 @@ def handle(args: argparse.Namespace) -> int:
         run_config, run_dir = _resume_config(args)
         strategy = cluster.start_strategy(run_config.strategy, timeout)
         if not distribution.is_chief(strategy):  # the chief owns the directory
-            return run.train(run_config, run_dir, resume=True, verbose=verbose,
+            return run.train(run_config, run_dir, resume=True, verbose=verbose, max_time=max_time,
                              strategy=strategy)
         with rundir.existing_run(run_dir):
-            return run.train(run_config, run_dir, resume=True, verbose=verbose,
+            return run.train(run_config, run_dir, resume=True, verbose=verbose, max_time=max_time,
                              strategy=strategy)
     run_config = _new_config(args)
     if run_config.strategy == "multi-worker" and not hasattr(args, "output_dir"):
@@ -327,6 +363,8 @@ def handle(args: argparse.Namespace) -> int:
         # temporary checkpoint copies.
         run_dir = pathlib.Path(output).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
-        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
+        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy,
+                         max_time=max_time)
     with rundir.new_run(output) as run_dir:
-        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy)
+        return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy,
+                         max_time=max_time)

@@ -125,12 +125,13 @@ class FitLoop:
             spe = self.train.steps_per_epoch
             self._steps_before_epoch = start * spe if spe else 0
             for epoch in range(start, self.epochs):
-                logs, done = self._epoch(epoch, backup, *((first_step, restore)
-                                                          if epoch == start else (0, None)))
+                logs, done, whole = self._epoch(
+                    epoch, backup, *((first_step, restore) if epoch == start else (0, None)))
                 self._steps_before_epoch += done
                 if self._validates_at_epoch_end(epoch):
                     logs.update(self._validate())
-                state.epoch, state.step = epoch + 1, 0
+                if whole:  # a cut-short epoch's position stays where it stopped
+                    state.epoch, state.step = epoch + 1, 0
                 callbacks.on_epoch_end(epoch, logs)
                 self.progress.epoch_end(epoch, logs)
                 training_logs = logs
@@ -162,7 +163,8 @@ class FitLoop:
         return start, step, restore
 
     def _epoch(self, epoch, backup, first_step, restore):
-        """One training epoch from its step `first_step`; returns `(logs, steps run)`."""
+        """One training epoch from its step `first_step`; returns `(logs, steps done,
+        whether the epoch ran whole)`."""
         state, callbacks, controller = self.state, self.callback_list, self.controller
         self.model.reset_metrics()
         state.epoch, state.step, state.iterator, state.logs = epoch, first_step, None, {}
@@ -196,7 +198,7 @@ class FitLoop:
         state.iterator = self.train.iterator  # what the next epoch carries on with
         if short:
             warnings.warn(WARNING_RAN_OUT, stacklevel=4)
-        return dict(logs), done
+        return dict(logs), done, not stopped
 
     def _should_stop(self):
         return self.controller.coordinator.should_stop()

@@ -50,7 +50,7 @@ def format_logs(logs):
     return " - ".join(f"{name}: {value:.4f}" for name, value in logs.items())
 
 
-CUT_SHORT = "cut short (not a complete epoch: a resumed run replays it)"
+CUT_SHORT = "cut short (not a complete epoch)"
 
 
 def _cut_short(steps_done, steps_per_epoch):

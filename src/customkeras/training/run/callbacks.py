@@ -180,9 +180,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         compat.set_initial_epoch(self.model, self.completed_epochs or None)
         state = self._state
         if self.step_interval and state is not None:
+            temporary = self._checkpoint.temporary_directory
             self._mid_epoch = RunCheckpoint(
                 os.path.join(self._checkpoint.directory, MID_EPOCH_DIR), self.model,
-                optimizers_of(self.model), max_to_keep=1)
+                optimizers_of(self.model), max_to_keep=1,
+                temporary_directory=None if temporary is None else os.path.join(
+                    temporary, MID_EPOCH_DIR))
             if self._resume_mid_epoch(state):
                 return
         if state is not None and self.restored is not None and self.completed_epochs:
@@ -229,8 +232,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
     # ---- mid-epoch checkpoints (`save_freq=N`) ----------------------------------------
 
-    def _position_prefix(self, number):
-        return os.path.join(self._mid_epoch.directory, f"{POSITION_PREFIX}-{number}")
+    def _position_prefix(self, number, writing=False):
+        # A non-chief worker writes its copy to its temporary directory.
+        directory = (writing and self._mid_epoch.temporary_directory) or (
+            self._mid_epoch.directory)
+        return os.path.join(directory, f"{POSITION_PREFIX}-{number}")
 
     def _position_checkpoint(self, state, with_iterator):
         items = {"metrics": state.metrics_variables}
@@ -242,7 +248,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = self._state
         number = state.epoch * MID_EPOCH_NUMBERS + state.step
         with_iterator = state.iterator is not None and state.checkpointable_input
-        prefix = self._position_prefix(number)
+        prefix = self._position_prefix(number, writing=True)
         self._position_checkpoint(state, with_iterator).write(prefix)
         position = {"epoch": state.epoch, "step": state.step, "seed": state.seed,
                     "logs": state.logs, "iterator": with_iterator, "number": number,
@@ -250,10 +256,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._mid_epoch.save(self.completed_epochs, self.history,
                              metadata=json.dumps(position), number=number)
         # The newest position only, as the newest checkpoint.
-        for name in os.listdir(self._mid_epoch.directory):
+        directory = os.path.dirname(prefix)
+        for name in os.listdir(directory):
             if name.startswith(f"{POSITION_PREFIX}-") and not name.startswith(
                     f"{POSITION_PREFIX}-{number}."):
-                os.remove(os.path.join(self._mid_epoch.directory, name))
+                os.remove(os.path.join(directory, name))
 
     def _resume_mid_epoch(self, state):
         """Restores the newest mid-epoch checkpoint when it is newer than the epoch

@@ -154,6 +154,11 @@ class RunCheckpoint:
         self._discarded = set()  # unreadable checkpoints newer than the one restored
         self.remove_temporary()  # a non-chief worker's copy, left by a kill while saving
 
+    @property
+    def temporary_directory(self) -> pathlib.Path | None:
+        """Where a non-chief worker writes its copies (None on the chief)."""
+        return self._temporary
+
     def _prefix(self, number: int) -> str:
         return os.fspath(self.directory / f"{PREFIX}-{number}")
 
