@@ -19,7 +19,7 @@ from customkeras.training.fit_loop import FitLoop
 from customkeras.training.executions import ExecutionPlanner
 from customkeras.training.loops import Loops
 from customkeras.training.progress import VERBOSE_CHOICES
-from customkeras.training.sources import ArrayCache, is_dataset_like, make_source
+from customkeras.training.sources import ArrayCache, Source, is_dataset_like, make_source
 from customkeras.training.sources.arrays import as_arrays
 from customkeras.training.sources import model_fit
 from customkeras.training.steps import make_steps, overrides
@@ -432,7 +432,7 @@ class Trainer:
             return make_source(x, y, rest[0] if rest else None, batch_size=batch_size,
                                steps=steps, names=names, cache=self._arrays,
                                purpose="evaluate")
-        if is_dataset_like(validation_data):
+        if is_dataset_like(validation_data) or isinstance(validation_data, Source):
             return make_source(validation_data, None, None, batch_size=None, steps=steps,
                                names=(argument, "", ""), cache=self._arrays)
         raise ValueError(
@@ -496,7 +496,7 @@ def _split_for_validation(x, y, sample_weight, validation_split):
     """Keras's `validation_split`: the last fraction of the arrays, before shuffling."""
     fraction = _checks.finite_float("validation_split", validation_split, 0.0, 1.0,
                                     max_inclusive=False)
-    if is_dataset_like(x):
+    if is_dataset_like(x) or isinstance(x, Source):
         raise ValueError(
             "`validation_split` is only supported for arrays (NumPy arrays or tensors), as "
             f"in Keras; received validation_split={validation_split!r} with `x` of type "

@@ -7,7 +7,8 @@
   `keras.utils.PyDataset`, read through Keras's data adapters (so the conventions are
   `fit`'s), consumed by an iterator inside the traced loop.
 
-`make_source` picks one; adding a kind of data touches this room only.
+`make_source` picks one; an object of a `Source` subclass is used as it is, so a new
+kind of data is one class (docs/architecture.md shows one).
 """
 
 import numbers
@@ -16,6 +17,7 @@ from collections.abc import Mapping
 from customkeras import _checks
 from customkeras.training.sources.arrays import ArrayCache, ArraySource, epoch_order
 from customkeras.training.sources.datasets import DatasetSource, is_dataset_like
+from customkeras.training.sources.feeds import ArrayFeed, IteratorFeed, Source
 
 
 def make_source(x, y, sample_weight, *, batch_size, steps, names, cache, shuffle=False,
@@ -37,6 +39,8 @@ def make_source(x, y, sample_weight, *, batch_size, steps, names, cache, shuffle
             `class_weight_to_sample_weights`, or its adapters for streamed data), or
             None.
     """
+    if isinstance(x, Source):  # a kind of data of the user's own: used as it is
+        return x
     if class_weight is not None:
         check_class_weight(class_weight)
     if is_dataset_like(x):
@@ -61,4 +65,5 @@ def check_class_weight(class_weight):
         _checks.non_negative_float(f"class_weight[{key}]", value)
 
 
-__all__ = ["ArrayCache", "ArraySource", "DatasetSource", "epoch_order", "make_source"]
+__all__ = ["ArrayCache", "ArrayFeed", "ArraySource", "DatasetSource", "IteratorFeed",
+           "Source", "epoch_order", "make_source"]

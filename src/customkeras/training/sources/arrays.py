@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from customkeras.training import compat
 from customkeras import _checks
-from customkeras.training.sources.feeds import ArrayFeed
+from customkeras.training.sources.feeds import ArrayFeed, Source
 
 
 def as_arrays(value, name):
@@ -120,7 +120,7 @@ def _per_output(y, sample_weight, name):
     return tf.nest.map_structure(lambda _: sample_weight, y)
 
 
-class ArraySource:
+class ArraySource(Source):
     """In-memory arrays as the data of one `fit` / `evaluate` / `predict` call.
 
     Args:
@@ -228,22 +228,12 @@ class ArraySource:
 
     # ---- feeds (`feeds`): the source protocol the controller uses ----------------------
 
-    def prepare_fit(self, start_epoch, strategy, super_batches, steps_per_execution):
-        """Nothing to prepare: an epoch's order needs no earlier epoch."""
-
     def epoch_feed(self, epoch, seed, shuffle, strategy):
         """The feed of training epoch `epoch`: its order depends on `(seed, epoch)`."""
         return ArrayFeed(self.data, self.order(seed, epoch, shuffle), self.batch_size,
                          self.num_samples, self.steps_per_epoch)
 
-    def finish_epoch(self, feed, steps_run, ran_out, stopped, strategy):
-        """Returns whether the epoch ended short of `steps_per_epoch`: never."""
-        return False
-
     def pass_feed(self, kind, strategy, super_batches=False, steps_per_execution=None):
         """The feed of one evaluation or prediction pass, in the arrays' order."""
         return ArrayFeed(self.data, None, self.batch_size, self.num_samples,
                          self.steps_per_epoch, carries_logs=kind.carries_logs)
-
-    def finish_pass(self, feed):
-        """Nothing to let go of."""

@@ -30,7 +30,7 @@ from keras.utils import PyDataset
 
 from customkeras.training import compat
 from customkeras import _checks
-from customkeras.training.sources.feeds import IteratorFeed, SuperBatchFeed
+from customkeras.training.sources.feeds import IteratorFeed, Source, SuperBatchFeed
 from customkeras.training.sources.iterator_release import release_later
 from customkeras.training.sources.super_batches import super_batched
 
@@ -76,7 +76,7 @@ def _owned_copies(dataset):
     return dataset.map(copy)
 
 
-class DatasetSource:
+class DatasetSource(Source):
     """Streamed data for one call.
 
     Args:
@@ -97,7 +97,6 @@ class DatasetSource:
     """
 
     sliced = False  # a distributed dataset hands each replica its share
-    fingerprint = ()  # streamed data is per worker: nothing to compare
 
     def __init__(self, x, y, sample_weight, *, steps, shuffle, names, class_weight=None):
         x_name, y_name, w_name = names

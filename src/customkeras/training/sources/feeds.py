@@ -30,6 +30,50 @@ from customkeras.training.xla_choice import XlaMode
 INDEX_SPEC = tf.TensorSpec([], tf.int32)
 
 
+class Source:
+    """The protocol of a source: the data of one `fit` / `evaluate` / `predict` call.
+
+    `ArraySource` and `DatasetSource` implement it; an object of a subclass passed as
+    `x` to `Trainer.fit` (or `evaluate`, `predict`, or in `validation_data`) is used
+    as it is, so a new kind of data is one class (see docs/architecture.md).
+
+    Attributes:
+        element_spec: the `TensorSpec` structure of one batch.
+        sliced: whether each replica slices a global batch in-graph (resident data).
+        steps_per_epoch: steps per pass, or None when unknown.
+        checkpointable: whether the position of an epoch can be saved.
+        persistent_input: whether one iterator carries on across epochs.
+        iterator: the current epoch's checkpointable iterator, or None.
+        fingerprint: what the workers of a multi-worker run compare (`()`: nothing).
+        name: the argument's name, for messages.
+    """
+
+    sliced = True
+    checkpointable = True
+    persistent_input = False
+    iterator = None
+    fingerprint = ()
+    name = "x"
+
+    def prepare_fit(self, start_epoch, strategy, super_batches, steps_per_execution):
+        """Before a `fit`'s first epoch, `start_epoch` (a resumed run's)."""
+
+    def epoch_feed(self, epoch, seed, shuffle, strategy):
+        """The feed of training epoch `epoch`."""
+        raise NotImplementedError
+
+    def finish_epoch(self, feed, steps_run, ran_out, stopped, strategy):
+        """After a training epoch; returns whether it ended short of its steps."""
+        return False
+
+    def pass_feed(self, kind, strategy, super_batches=False, steps_per_execution=None):
+        """The feed of one evaluation or prediction pass (`kind`: a `StepKind`)."""
+        raise NotImplementedError
+
+    def finish_pass(self, feed):
+        """After an evaluation or prediction pass."""
+
+
 def data_spec(data):
     """The `TensorSpec` structure of resident data, batch dimension left unknown."""
     return tf.nest.map_structure(lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), data)
