@@ -183,3 +183,27 @@ def test_bad_arguments_are_refused_before_any_step(arguments, message):
 def test_bad_save_freq_is_refused():
     with pytest.raises((TypeError, ValueError), match="save_freq"):
         EpochCheckpoint("somewhere", save_freq=0)
+
+
+def test_an_injected_execution_policy_with_an_erratic_clock_changes_no_bit():
+    # The planner is a policy passed in (Orbit's `steps_per_loop`): with a clock that
+    # jumps at random, executions take every size, and the run computes the same bits.
+    from customkeras.training.executions import ExecutionPlanner
+    rng = np.random.default_rng(0)
+    now = [0.0]
+
+    def erratic_clock():
+        now[0] += float(rng.exponential(0.5))
+        return now[0]
+
+    x, y = classification_data(6003, seed=4)  # 751 steps of 8 per epoch
+    steady = trainer(steps_per_execution=751)
+    expected = steady.fit(x, y, batch_size=8, epochs=2, validation_data=(XV, YV), seed=5,
+                          verbose=0)
+    erratic = trainer(steps_per_execution=ExecutionPlanner("auto", clock=erratic_clock))
+    history = erratic.fit(x, y, batch_size=8, epochs=2, validation_data=(XV, YV), seed=5,
+                          verbose=0)
+    assert history.history == expected.history
+    assert_same_bits(weights_of(erratic), weights_of(steady))
+    counts = erratic.execution_counts
+    assert sum(n for (kind, _, _), n in counts.items() if kind == "train") > 10

@@ -70,7 +70,10 @@ class Trainer:
             `model.stop_training` only between calls. Under `"auto"`, a pass whose
             callbacks override a batch hook runs one step per call, so that they see
             every batch as under `fit` (`callback_hooks`); with an integer they are
-            called once per call, as Keras does. Defaults to `"auto"`.
+            called once per call, as Keras does. An `executions.ExecutionPlanner` is
+            used as it is (a policy passed in, e.g. with a clock of its own, for
+            tests). The size of an execution never changes a number. Defaults to
+            `"auto"`.
         jit_compile: `True` to compile with XLA, `False` not to. `"auto"` decides
             once per loop kind (train, test, predict) from what a resumed or extended
             run sees the same way, never from timings or run lengths: XLA on a GPU,
@@ -105,8 +108,13 @@ class Trainer:
                  strategy=None, run_eagerly=None):
         _checks.instance("model", model, keras.Model, "a keras.Model")
         _checks.one_of("jit_compile", jit_compile, (True, False, "auto"))
-        if steps_per_execution != "auto":
-            _checks.integer("steps_per_execution", steps_per_execution, 1, alternative="'auto'")
+        planner = None
+        if isinstance(steps_per_execution, ExecutionPlanner):  # a policy passed in
+            planner, steps_per_execution = steps_per_execution, (
+                "auto" if steps_per_execution.adaptive else steps_per_execution.steps)
+        elif steps_per_execution != "auto":
+            _checks.integer("steps_per_execution", steps_per_execution, 1,
+                            alternative="'auto' or an ExecutionPlanner")
         if strategy is not None:
             _checks.instance("strategy", strategy, tf.distribute.Strategy,
                              "a tf.distribute.Strategy or None")
@@ -129,8 +137,8 @@ class Trainer:
         self.run_eagerly = run_eagerly
         # Host-side decisions that every worker of a multi-worker run must share.
         self._coordinator = distribution.make_coordinator(self.strategy, model)
-        self._planner = ExecutionPlanner(
-            steps_per_execution, agree=self._coordinator.agree_between_executions)
+        self._planner = planner or ExecutionPlanner(steps_per_execution)
+        self._planner.agree = self._coordinator.agree_between_executions
         self._arrays = ArrayCache()
         self._controller = None
         if self._compile_arguments is not None and model.built:
