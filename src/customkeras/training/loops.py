@@ -105,23 +105,33 @@ class Loops:
             self.guard  # after the probe: a custom step's optimizers now exist
         key = (kind.name, feed.key(mode))
         if key not in self._functions:
-            body = functools.partial(self._loop, kind, feed, mode, out_spec)
-            if self.run_eagerly:
-                self._functions[key] = body
-            else:
+            # The loop reads the feed of the call being traced through `current`, which
+            # holds it only during a call: a traced loop must not keep a pass's
+            # iterator alive, nor bake in one pass's values (a feed passes those as
+            # `arguments`; its `key` names everything else the trace depends on).
+            current = {}
+            body = functools.partial(self._loop, kind, current, mode, out_spec)
+            if not self.run_eagerly:
                 signature = None if feed.signature is None else [
                     *feed.signature, tf.TensorSpec([], tf.int32)]
-                self._functions[key] = tf.function(
-                    body, input_signature=signature,
-                    jit_compile=mode is XlaMode.WHOLE_LOOP, autograph=False)
+                body = tf.function(body, input_signature=signature,
+                                   jit_compile=mode is XlaMode.WHOLE_LOOP, autograph=False)
+            self._functions[key] = (body, current)
         self.execution_counts[(kind.name, key[1][0], mode.value)] += 1
-        return self._functions[key](*feed.arguments(first_step), tf.constant(num_steps))
+        function, current = self._functions[key]
+        current["feed"] = feed
+        try:
+            return function(*feed.arguments(first_step), tf.constant(num_steps))
+        finally:
+            current.clear()
 
     # ---- the loop builder ---------------------------------------------------------------
 
-    def _loop(self, kind, feed, mode, out_spec, *arguments):
-        """The loop: elements of `feed` until `num_steps` steps, the data's end or
-        (training) a non-finite step, each step's results folded by `kind`."""
+    def _loop(self, kind, current, mode, out_spec, *arguments):
+        """The loop: elements of the feed (`current["feed"]`) until `num_steps` steps,
+        the data's end or (training) a non-finite step, each step's results folded by
+        `kind`."""
+        feed = current["feed"]
         *feed_arguments, num_steps = arguments
         run_steps = functools.partial(self._run_steps, kind, feed.sliced)
 
@@ -337,6 +347,6 @@ class Loops:
 
     def tracing_count(self):
         """How many traces the loops' functions have made so far."""
-        return sum(function.experimental_get_tracing_count()
-                   for function in self._functions.values()
+        functions = [f[0] if isinstance(f, tuple) else f for f in self._functions.values()]
+        return sum(function.experimental_get_tracing_count() for function in functions
                    if hasattr(function, "experimental_get_tracing_count"))

@@ -39,6 +39,10 @@ def _concat_or_empty(array):
 EAGER = object()  # the carried structure of a loop that runs in Python
 
 
+class _EagerOutputs(list):
+    """The outputs collected by a loop that runs in Python, step by step."""
+
+
 class StepKind:
     """One kind of step loop: `"train"`, `"test"` or `"predict"`.
 
@@ -70,7 +74,7 @@ class StepKind:
         loop runs in Python (`run_eagerly`), whose carries take the first step's
         structure, so that no step is traced beforehand."""
         if spec is EAGER:
-            return None if self.carries_logs else []
+            return None if self.carries_logs else _EagerOutputs()
         if self.carries_logs:
             return () if spec is None else _zeros(spec)
         return tf.nest.map_structure(
@@ -83,8 +87,8 @@ class StepKind:
         of the pass); returns `(finite, carry)`."""
         if not self.carries_logs:
             outputs = loops.gathered(out)
-            if isinstance(carry, list):  # eagerly
-                return tf.constant(True), carry + [outputs]
+            if isinstance(carry, _EagerOutputs):
+                return tf.constant(True), _EagerOutputs([*carry, outputs])
             return tf.constant(True), tf.nest.map_structure(
                 lambda array, value: array.write(index, value), carry, outputs)
         step = self.step_of(loops.steps)
@@ -100,7 +104,7 @@ class StepKind:
         """What an execution returns: `(steps_run, finite, weights_finite, logs)` for
         training, `(steps_run, logs)` for evaluation, `(steps_run, outputs)` for
         prediction. `logs` is the model's own step logs, else `model.metrics`'."""
-        if isinstance(carry, list):  # eagerly
+        if isinstance(carry, _EagerOutputs):
             return steps_run, () if not carry else tf.nest.map_structure(
                 lambda *parts: tf.concat(parts, axis=0), *carry)
         if not self.carries_logs:
