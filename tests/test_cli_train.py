@@ -311,7 +311,8 @@ def test_a_shard_damaged_during_a_stream_run_is_one_line(data_dir, tmp_path, cap
     damaged = tmp_path / "train-00000.tfrecord"
     damaged.write_bytes(b"\x00" * 64 + b"not a record")
 
-    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None):
+    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None,
+                epoch=None):
         train = tf.data.TFRecordDataset([str(damaged)]).map(
             lambda record: (tf.zeros((8,)), tf.zeros((1,)))).batch(batch_size)
         return train, None, None
