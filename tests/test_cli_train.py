@@ -286,8 +286,8 @@ def test_housing_trains_from_the_tfrecord_stream(data_dir, tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([evaluated[k] for k in recorded], list(recorded.values()),
                                rtol=1e-5)
-    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (the
-    # pipeline is fast-forwarded over the finished epochs): the README says so (issue 25.7).
+    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (each
+    # epoch's order is drawn from (seed, epoch)): the README says so (issues 25.7, 24.5).
     part = tmp_path / "part"
     assert _train(part, data_dir, "--input", "stream", "--epochs", "1", "--batch-size",
                   "256", dataset="housing") == 0
