@@ -292,7 +292,7 @@ def _new_config(args: argparse.Namespace) -> config.RunConfig:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras train`; returns the exit status."""
-    from customkeras.cli import load_components
+    from customkeras.cli.startup import load_components
 
     verbose = getattr(args, "verbose", "auto")
     timeout = getattr(args, "worker_timeout", config.DEFAULT_WORKER_TIMEOUT)
