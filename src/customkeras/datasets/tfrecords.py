@@ -248,12 +248,15 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_exampl
     chunk = batch_size * max(1, _PARSE_CHUNK // batch_size)
     if shuffle and epoch is not None:
         # The split's serialized records in one tensor (what a whole-split shuffle buffer
-        # holds too), permuted at once, then cut into chunks: no shuffle buffer, so no
+        # holds too), read in chunks of the pass's permutation: no shuffle buffer, so no
         # reshuffle state that TensorFlow would not checkpoint (tensorflow/tensorflow#48178).
-        dataset = dataset.batch(examples)
-        dataset = dataset.map(lambda records: tf.gather(
-            records, epoch_permutation(tf.shape(records, out_type=tf.int64)[0], seed, epoch)))
-        dataset = dataset.rebatch(chunk)
+        def chunks(records):
+            order = epoch_permutation(tf.shape(records, out_type=tf.int64)[0], seed, epoch)
+            # Gathered chunk by chunk, not as a permuted copy of the whole split.
+            return tf.data.Dataset.from_tensor_slices(order).batch(chunk).map(
+                lambda indices: tf.gather(records, indices))
+
+        dataset = dataset.batch(examples).flat_map(chunks)
     else:
         if shuffle:
             dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
