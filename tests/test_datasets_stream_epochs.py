@@ -113,6 +113,36 @@ def test_fit_with_an_epoch_callback_resumes_with_the_uninterrupted_orders(shard_
         np.testing.assert_array_equal(ours, reference)
 
 
+def test_the_trainer_sets_the_epoch_before_it_reads_a_pass(shard_cache, data_dir, tmp_path):
+    # What the CLI's `--input stream` relies on: the Trainer calls `on_epoch_begin` before
+    # the epoch's first batch is read, so a run resumed by `EpochCheckpoint` in a new
+    # model, pipeline and variable ends with the uninterrupted run's bits.
+    from customkeras.training import Trainer
+    from customkeras.training.run import EpochCheckpoint
+
+    def run(epochs, directory):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input([8]), keras.layers.Dense(4, activation="relu"),
+                                  keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        epoch = tf.Variable(0, dtype=tf.int64)
+        set_epoch = keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda e, logs: epoch.assign(e))
+        train = stream_california_housing("train", batch_size=64, shuffle=True, seed=5,
+                                          data_dir=data_dir, cache_dir=shard_cache,
+                                          max_examples=1000, epoch=epoch)
+        history = Trainer(model).fit(train, epochs=epochs, shuffle=False, verbose=0, callbacks=[
+            set_epoch, EpochCheckpoint(str(directory))])
+        return model.get_weights(), history.history["loss"]
+
+    weights, losses = run(4, tmp_path / "whole")
+    _, first_losses = run(2, tmp_path / "halted")
+    resumed, later_losses = run(4, tmp_path / "halted")
+    assert first_losses + later_losses == losses
+    for ours, reference in zip(resumed, weights, strict=True):
+        np.testing.assert_array_equal(ours, reference)
+
+
 def test_bad_epochs_are_refused_naming_the_argument(shard_cache, data_dir):
     with pytest.raises(ValueError, match=r"`epoch`.*shuffle=True.*shuffle=False, epoch=0"):
         stream(shard_cache, data_dir, shuffle=False, epoch=0)
