@@ -251,10 +251,12 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_exampl
         # holds too), read in chunks of the pass's permutation: no shuffle buffer, so no
         # reshuffle state that TensorFlow would not checkpoint (tensorflow/tensorflow#48178).
         def chunks(records):
-            order = epoch_permutation(tf.shape(records, out_type=tf.int64)[0], seed, epoch)
-            # Gathered chunk by chunk, not as a permuted copy of the whole split.
-            return tf.data.Dataset.from_tensor_slices(order).batch(chunk).map(
-                lambda indices: tf.gather(records, indices))
+            n = tf.shape(records, out_type=tf.int64)[0]
+            order = epoch_permutation(n, seed, epoch)
+            # Gathered chunk by chunk (not a permuted copy of the whole split), one element
+            # per chunk (no per-record tf.data work).
+            return tf.data.Dataset.range(0, n, chunk).map(
+                lambda start: tf.gather(records, order[start:start + chunk]))
 
         dataset = dataset.batch(examples).flat_map(chunks)
     else:
