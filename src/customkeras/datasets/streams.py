@@ -184,8 +184,9 @@ def _epoch(epoch, shuffle):
         epoch = _checks.integer("epoch", epoch, 0,
                                 alternative="a scalar integer tf.Variable, or None")
     if not shuffle:
+        shown = "a tf.Variable" if isinstance(epoch, tf.Variable) else epoch
         raise ValueError(f"`epoch` orders a shuffled stream: pass shuffle=True with it, or "
-                         f"leave epoch=None; received shuffle=False, epoch={epoch!r}")
+                         f"leave epoch=None; received shuffle=False, epoch={shown}")
     return epoch
 
 
