@@ -7,7 +7,9 @@ to the customkeras module it names; a subpackage (`customkeras.cli`, `customkera
 ...) or top-level module (`customkeras.experiments`) is one node of the room graph, and
 that graph must have no cycle: e.g. `customkeras.tracing` -> `customkeras.cli` ->
 `customkeras.tracing` is refused. The package's own `__init__` (the facade that imports
-every part) is no node.
+every part) is no node. Importing `a.b.c` also runs `a/b/__init__.py` first; that implicit
+edge is not counted (a package whose `__init__` re-exports its modules would otherwise
+always be a circle), but an explicit `from a.b import name` of the `__init__`'s own name is.
 """
 
 import ast
