@@ -1,4 +1,5 @@
-"""`customkeras trace`: the command lives in the CLI; bad examples are one-line errors."""
+"""`customkeras trace`: the command lives in `customkeras.tracing` (the CLI plugs it in); bad
+examples are one-line errors."""
 
 import argparse
 

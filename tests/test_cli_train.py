@@ -286,8 +286,8 @@ def test_housing_trains_from_the_tfrecord_stream(data_dir, tmp_path, capsys):
     evaluated = json.loads(capsys.readouterr().out)
     np.testing.assert_allclose([evaluated[k] for k in recorded], list(recorded.values()),
                                rtol=1e-5)
-    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (the
-    # pipeline is fast-forwarded over the finished epochs): the README says so (issue 25.7).
+    # Resumed, a stream run continues with the shuffle orders of an uninterrupted one (each
+    # epoch's order is drawn from (seed, epoch)): the README says so (issues 25.7, 24.5).
     part = tmp_path / "part"
     assert _train(part, data_dir, "--input", "stream", "--epochs", "1", "--batch-size",
                   "256", dataset="housing") == 0
@@ -311,7 +311,8 @@ def test_a_shard_damaged_during_a_stream_run_is_one_line(data_dir, tmp_path, cap
     damaged = tmp_path / "train-00000.tfrecord"
     damaged.write_bytes(b"\x00" * 64 + b"not a record")
 
-    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None):
+    def streams(dataset, batch_size, seed, data_dir=None, max_train_samples=None,
+                epoch=None):
         train = tf.data.TFRecordDataset([str(damaged)]).map(
             lambda record: (tf.zeros((8,)), tf.zeros((1,)))).batch(batch_size)
         return train, None, None

@@ -23,6 +23,7 @@ import customkeras
 from customkeras.cli import evaluate, predict, trace, train, verify_command
 from customkeras.cli.custom import one_line
 from customkeras.cli.errors import EXIT_INTERRUPTED, CommandError
+from customkeras.cli.startup import load_components  # noqa: F401  (its old home)
 
 __all__ = ["build_parser", "main", "CommandError"]
 
@@ -76,15 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\ncustomkeras {args.command}: aborted.", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-def load_components() -> None:
-    """Imports TensorFlow (quietly) and every customkeras component, once.
-
-    Handlers call it after their arguments are checked, before importing anything that
-    imports TensorFlow or Keras (which would otherwise print TensorFlow's start-up lines).
-    """
-    customkeras._import_all()
 
 
 def _is_run_error(error: Exception) -> bool:

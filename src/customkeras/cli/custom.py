@@ -14,12 +14,10 @@ takes as `x` (a `tf.data.Dataset`, a generator, a `keras.utils.PyDataset`).
 from __future__ import annotations  # `keras.Model` annotations without importing Keras
 
 import dataclasses
-import importlib
-import importlib.util
 import inspect
 import pathlib
-import sys
 
+from customkeras._user_code import import_source
 from customkeras.cli.errors import CommandError
 
 DEFAULT_FUNCTION = "experiment"
@@ -47,19 +45,6 @@ def normalize(reference: str) -> str:
         raise CommandError(f"Expected MODULE:FUNCTION or FILE.py[:FUNCTION]; received "
                            f"{reference!r}.")
     return reference
-
-
-def import_source(source: str):
-    """Imports `source`: a `FILE.py` path, or a dotted module name (found from the current
-    directory too). Exceptions raised by the module's code propagate."""
-    if source.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(pathlib.Path(source).stem, source)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    if "" not in sys.path:
-        sys.path.insert(0, "")  # so MODULE can be a file in the current directory
-    return importlib.import_module(source)
 
 
 def load_function(reference: str):

@@ -33,7 +33,7 @@ def add_parser(subparsers) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras evaluate`; returns the exit status."""
-    from customkeras.cli import load_components
+    from customkeras.cli.startup import load_components
 
     load_components()
     from customkeras import training

@@ -177,17 +177,21 @@ def load_data(dataset: str, data_dir: str | None = None,
 
 
 def load_streams(dataset: str, batch_size: int, seed: int, data_dir: str | None = None,
-                 max_train_samples: int | None = None):
+                 max_train_samples: int | None = None, epoch=None):
     """`train --input stream`: the train (shuffled by `seed`; its first `max_train_samples`
     records only, if given), valid and test `tf.data` pipelines of `dataset`, read from
-    verified TFRecord shards."""
+    verified TFRecord shards.
+
+    `epoch` (an int64 `tf.Variable`, or None) makes each training pass's order a function
+    of `(seed, epoch)`, read when the pass starts (see `datasets.stream_fashion_mnist`);
+    None reshuffles at each pass."""
     from customkeras import datasets
 
     stream = (datasets.stream_fashion_mnist if dataset == experiments.FASHION_MNIST
               else datasets.stream_california_housing)
     try:
         return (stream("train", batch_size=batch_size, shuffle=True, seed=seed,
-                       data_dir=data_dir, max_examples=max_train_samples),
+                       data_dir=data_dir, max_examples=max_train_samples, epoch=epoch),
                 stream("valid", batch_size=batch_size, data_dir=data_dir),
                 stream("test", batch_size=batch_size, data_dir=data_dir))
     except datasets.DatasetError as error:

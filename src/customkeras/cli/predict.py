@@ -41,7 +41,7 @@ def _rows(dataset: str, predictions: np.ndarray, y_true: np.ndarray) -> list[dic
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras predict`; returns the exit status."""
-    from customkeras.cli import load_components
+    from customkeras.cli.startup import load_components
 
     config.checked(_checks.positive_int, "n", args.n)
     load_components()

@@ -34,6 +34,23 @@ class _Data:
     train: object
     validation: object = None
     test: object = None
+    callbacks: list = dataclasses.field(default_factory=list)  # the data's own (fit's)
+
+
+class _StreamEpoch(keras.callbacks.Callback):
+    """Sets the `--input stream` pipeline's epoch variable before each pass.
+
+    The Trainer (as Keras `fit`) calls `on_epoch_begin` before it makes the epoch's
+    iterator, whose pass then reads the variable: its order is that of `(seed, epoch)`,
+    the same in a resumed run as in an uninterrupted one.
+    """
+
+    def __init__(self, epoch: tf.Variable):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch.assign(epoch)
 
 
 def build_trainer(run_config: config.RunConfig, strategy: tf.distribute.Strategy | None = None
@@ -70,9 +87,12 @@ def _build(run_config, strategy=None, with_data=False):
             model = experiment.model
         trainer.optimizer.build(model.trainable_variables)
     if with_data and data is None and run_config.input == "stream":
+        # Outside the strategy's scope: a plain variable that the input pipeline reads.
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="stream_epoch")
         data = _Data(*loading.load_streams(run_config.dataset, run_config.batch_size,
                                            run_config.seed, run_config.data_dir,
-                                           run_config.max_train_samples))
+                                           run_config.max_train_samples, epoch=epoch),
+                     callbacks=[_StreamEpoch(epoch)])
     elif with_data and data is None:
         splits = loading.load_data(run_config.dataset, run_config.data_dir,
                                    run_config.max_train_samples)
@@ -321,7 +341,7 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
         return _finish(run_dir, run_config, trainer, model, data, epoch_checkpoint.history)
 
     interrupt = GracefulInterrupt(model)
-    callbacks = [epoch_checkpoint, interrupt]
+    callbacks = [epoch_checkpoint, interrupt, *data.callbacks]
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR),
                                                      write_graph=False))

@@ -327,7 +327,7 @@ def _new_config(args: argparse.Namespace) -> config.RunConfig:
 
 def handle(args: argparse.Namespace) -> int:
     """Runs `customkeras train`; returns the exit status."""
-    from customkeras.cli import load_components
+    from customkeras.cli.startup import load_components
 
     verbose = getattr(args, "verbose", "auto")
     max_time = getattr(args, "max_time", None)

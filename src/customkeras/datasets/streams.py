@@ -5,6 +5,7 @@ The first call writes every split of a data set as TFRecord shards into the cach
 """
 
 import os
+import random
 
 import numpy as np
 import sklearn
@@ -170,13 +171,36 @@ def _fix(name, directory, cache_dir):
     )
 
 
+def _epoch(epoch, shuffle):
+    """Checks `epoch`: None, an int >= 0, or an integer scalar `tf.Variable`."""
+    if epoch is None:
+        return None
+    if isinstance(epoch, tf.Variable):
+        if not epoch.dtype.is_integer or epoch.shape.rank != 0:
+            raise ValueError("`epoch` must be None, an int >= 0 or a scalar integer "
+                             f"tf.Variable; received a tf.Variable of dtype "
+                             f"{epoch.dtype.name} and shape {epoch.shape}")
+    else:
+        epoch = _checks.integer("epoch", epoch, 0,
+                                alternative="a scalar integer tf.Variable, or None")
+    if not shuffle:
+        shown = "a tf.Variable" if isinstance(epoch, tf.Variable) else epoch
+        raise ValueError(f"`epoch` orders a shuffled stream: pass shuffle=True with it, or "
+                         f"leave epoch=None; received shuffle=False, epoch={shown}")
+    return epoch
+
+
 def _stream(name, parse, split, batch_size, shuffle, seed, data_dir, cache_dir,
-            max_examples=None):
+            max_examples=None, epoch=None):
     _checks.instance("split", split, str, "a str")
     _checks.one_of("split", split, SPLITS)
     batch_size = _checks.positive_int("batch_size", batch_size)
     _checks.instance("shuffle", shuffle, bool, "True or False")
     seed = _checks.optional_seed("seed", seed)
+    epoch = _epoch(epoch, shuffle)
+    if epoch is not None and seed is None:
+        # A stateless order needs a seed: one drawn now (a random order sequence each run).
+        seed = random.SystemRandom().randrange(_checks.SEED_MAX + 1)
     if max_examples is not None:
         max_examples = _checks.positive_int("max_examples", max_examples)
     _optional_path("data_dir", data_dir)
@@ -187,11 +211,11 @@ def _stream(name, parse, split, batch_size, shuffle, seed, data_dir, cache_dir,
     paths = tfrecords.verified_shards(directory, manifest, split, fix)
     examples = manifest["splits"][split]["examples"]
     return tfrecords.record_dataset(paths, examples, batch_size, shuffle, seed, parse,
-                                    max_examples)
+                                    max_examples, epoch)
 
 
 def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data_dir=None,
-                         cache_dir=None, max_examples=None):
+                         cache_dir=None, max_examples=None, epoch=None):
     """Return one Fashion-MNIST split as a `tf.data.Dataset` of `(images, labels)` batches.
 
     The samples are those of `load_fashion_mnist()`'s split (55,000 / 5,000 / 10,000
@@ -214,6 +238,13 @@ def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data
             `$CUSTOMKERAS_CACHE_DIR`, else `~/.keras/datasets/customkeras-tfrecords`.
         max_examples: Int or None, read only the split's first that many examples (a
             quick run; shuffled among themselves). Defaults to None (all).
+        epoch: None, an int >= 0, or an integer scalar `tf.Variable` (with
+            `shuffle=True`): make each pass's order a function of `(seed, epoch)` only,
+            a stateless permutation of the split, so that a resumed run sees the orders
+            of an uninterrupted one. A `tf.Variable` is read when a pass starts: set it
+            to the epoch in a callback's `on_epoch_begin`. Defaults to None (a new order
+            at each pass, from the pipeline's reshuffle state, which TensorFlow does not
+            checkpoint).
 
     Returns:
         A `tf.data.Dataset` with a known number of batches, prefetched.
@@ -228,11 +259,11 @@ def stream_fashion_mnist(split, *, batch_size=32, shuffle=False, seed=None, data
     >>> model.fit(train, epochs=2, validation_data=stream_fashion_mnist("valid"))  # doctest: +SKIP
     """
     return _stream("fashion-mnist", _parse_fashion, split, batch_size, shuffle, seed,
-                   data_dir, cache_dir, max_examples)
+                   data_dir, cache_dir, max_examples, epoch)
 
 
 def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
-                              data_dir=None, cache_dir=None, max_examples=None):
+                              data_dir=None, cache_dir=None, max_examples=None, epoch=None):
     """Return one California housing split as a `tf.data.Dataset` of `(features, targets)`.
 
     The samples are those of `load_california_housing()`'s split (11,610 / 3,870 / 5,160
@@ -253,6 +284,13 @@ def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
             `$CUSTOMKERAS_CACHE_DIR`, else `~/.keras/datasets/customkeras-tfrecords`.
         max_examples: Int or None, read only the split's first that many examples (a
             quick run; shuffled among themselves). Defaults to None (all).
+        epoch: None, an int >= 0, or an integer scalar `tf.Variable` (with
+            `shuffle=True`): make each pass's order a function of `(seed, epoch)` only,
+            a stateless permutation of the split, so that a resumed run sees the orders
+            of an uninterrupted one. A `tf.Variable` is read when a pass starts: set it
+            to the epoch in a callback's `on_epoch_begin`. Defaults to None (a new order
+            at each pass, from the pipeline's reshuffle state, which TensorFlow does not
+            checkpoint).
 
     Returns:
         A `tf.data.Dataset` with a known number of batches, prefetched.
@@ -267,4 +305,4 @@ def stream_california_housing(split, *, batch_size=32, shuffle=False, seed=None,
     >>> model.fit(train, epochs=10)  # doctest: +SKIP
     """
     return _stream("california-housing", _parse_california, split, batch_size, shuffle, seed,
-                   data_dir, cache_dir, max_examples)
+                   data_dir, cache_dir, max_examples, epoch)

@@ -219,7 +219,8 @@ def verified_shards(directory, manifest, split, fix):
     return paths
 
 
-def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_examples=None):
+def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_examples=None,
+                   epoch=None):
     """Return the batched, parsed, prefetched `tf.data` pipeline over verified shards.
 
     The shards are read in order (so, unshuffled, the records come in the order they were
@@ -227,6 +228,11 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_exampl
     each batch is parsed at once by `parse` (one `tf.io.parse_example` per batch rather
     than one per record), in chunks of whole batches. With `max_examples`, only the first
     that many records are read (then shuffled among themselves).
+
+    Shuffled without `epoch`, each pass draws a new order from the pipeline's reshuffle
+    state (`shuffle(..., reshuffle_each_iteration=True)`). With `epoch` (an int, or an
+    integer `tf.Variable` read when a pass starts), a pass's order is a stateless
+    permutation drawn from `(seed, epoch)` alone (`epoch_permutation`).
     """
     # One reader over the list of files (sequential, in order); tf.distribute's auto-shard
     # policy sees its file names and gives each worker whole files.
@@ -237,12 +243,26 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_exampl
         # The first records, as `--max-train-samples` takes the first array rows.
         dataset = dataset.take(max_examples)
         examples = max_examples
-    if shuffle:
-        dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
     # Parsing costs mostly per call: parse ~1,024 records at once, then cut them into
     # batches (rebatch keeps the order, so the batches are exactly those of batch()).
     chunk = batch_size * max(1, _PARSE_CHUNK // batch_size)
-    dataset = dataset.batch(chunk)
+    if shuffle and epoch is not None:
+        # The split's serialized records in one tensor (what a whole-split shuffle buffer
+        # holds too), read in chunks of the pass's permutation: no shuffle buffer, so no
+        # reshuffle state that TensorFlow would not checkpoint (tensorflow/tensorflow#48178).
+        def chunks(records):
+            n = tf.shape(records, out_type=tf.int64)[0]
+            order = epoch_permutation(n, seed, epoch)
+            # Gathered chunk by chunk (not a permuted copy of the whole split), one element
+            # per chunk (no per-record tf.data work).
+            return tf.data.Dataset.range(0, n, chunk).map(
+                lambda start: tf.gather(records, order[start:start + chunk]))
+
+        dataset = dataset.batch(examples).flat_map(chunks)
+    else:
+        if shuffle:
+            dataset = dataset.shuffle(examples, seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(chunk)
     dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if chunk != batch_size:
         dataset = dataset.rebatch(batch_size)
@@ -251,3 +271,21 @@ def record_dataset(paths, examples, batch_size, shuffle, seed, parse, max_exampl
     # then shorter.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-examples // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_permutation(n, seed, epoch):
+    """Return epoch `epoch`'s order of `n` items: a permutation drawn from `(seed, epoch)`.
+
+    A stateless draw (`tf.random.experimental.stateless_shuffle`): the same arguments give
+    the same permutation in any process, whatever was drawn before.
+
+    Args:
+        n: Int or int64 scalar tensor, how many items.
+        seed: Int in [0, 2**32 - 1].
+        epoch: Int, or an integer scalar `tf.Variable` or tensor (read when called).
+
+    Returns:
+        An int64 tensor of shape `(n,)` holding `0, ..., n - 1` in the epoch's order.
+    """
+    key = tf.stack([tf.constant(seed, tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_shuffle(tf.range(tf.cast(n, tf.int64)), seed=key)
