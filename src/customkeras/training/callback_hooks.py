@@ -14,7 +14,9 @@ the instance sets one (`keras.callbacks.LambdaCallback`). Not counted: `History`
 `ProgbarLogger` (a display), `TerminateOnNaN` (the divergence guard stops at the
 step in-graph, first), Keras's own callbacks whose batch hooks do nothing in their
 configuration (`ModelCheckpoint` / `BackupAndRestore` saving per epoch,
-`TensorBoard` with `update_freq="epoch"` and no profiling), and callbacks whose class
+`TensorBoard` with `update_freq="epoch"` and no profile still to take: before its
+`profile_batch` range ends it is called at every batch, after it not), and callbacks
+whose class
 sets `batch_hooks_per_execution = True` (they only need to know where an execution
 ended, as `EpochCheckpoint` and `GracefulInterrupt`).
 """
@@ -78,8 +80,20 @@ def _idle(callback, cls, kind):
         if callback.update_freq != "epoch":
             return False
         return kind != "train" or not (callback.write_steps_per_second
-                                       or compat.tensorboard_traces(callback))
+                                       or _profile_ahead(callback))
     return False
+
+
+def _profile_ahead(callback):
+    """Whether a `TensorBoard` callback's profile (`profile_batch`) is still to take or
+    to finish. Its batch counter restarts at each `fit`'s `on_train_begin`; once past
+    the range's end it does nothing per batch, so later epochs keep the fast path.
+    Keras's private counters, read with defaults that keep every batch if they move."""
+    if not compat.tensorboard_traces(callback):
+        return False
+    if getattr(callback, "_is_tracing", True):
+        return True
+    return getattr(callback, "_global_train_batch", 0) < getattr(callback, "_stop_batch", 1)
 
 
 def needs_every_batch(callback, kind):
