@@ -126,3 +126,41 @@ def test_epochs_after_the_profile_keep_multi_step_executions(tmp_path):
     # once the profile is written the callback has nothing to do per batch.
     assert executions.calls[0] == steps
     assert executions.calls[1] < steps
+
+
+# ---- CLI: customkeras train ... --profile A:B -----------------------------------------------
+
+def _cli_run(run_dir, data_dir, *options):
+    from customkeras.cli import main
+
+    return main(["train", "fashion-mnist", "--output-dir", str(run_dir), "--data-dir",
+                 str(data_dir), "--verbose", "0", "--epochs", "2", "--max-train-samples",
+                 "2000", *options])
+
+
+@pytest.mark.data
+def test_cli_profile_writes_the_steps_profile_and_changes_no_result(tmp_path, data_dir,
+                                                                    capsys):
+    import json
+
+    # 63 steps per epoch: steps 70 to 72 are in the second epoch.
+    assert _cli_run(tmp_path / "plain", data_dir) == 0
+    assert _cli_run(tmp_path / "profiled", data_dir, "--profile", "70:72") == 0
+    out = capsys.readouterr().out
+    assert "Profile of training steps 70-72:" in out and "Profile tab" in out
+    _, space = _profile(tmp_path / "profiled" / "logs")
+    assert _profiled_steps(space) == [69 - 63, 70 - 63, 71 - 63]  # the epoch's 0-based steps
+    for name in ("history.json", "metrics.json"):
+        assert (json.loads((tmp_path / "profiled" / name).read_text())
+                == json.loads((tmp_path / "plain" / name).read_text()))
+    # A diagnostic of this invocation, not part of what the run computes.
+    document = json.loads((tmp_path / "profiled" / "config.json").read_text())
+    assert "profile" not in document["config"]
+
+
+@pytest.mark.data
+def test_cli_profile_beyond_the_run_says_none_was_written(tmp_path, data_dir, capsys):
+    assert _cli_run(tmp_path / "run", data_dir, "--profile", "1000:1001") == 0
+    assert "No profile was written: this run trained fewer than 1000 steps" in \
+        capsys.readouterr().err
+    assert not list((tmp_path / "run" / "logs").glob("*/plugins/profile/*/*.xplane.pb"))

@@ -191,12 +191,16 @@ def _write_failure(run_dir: pathlib.Path, what: str, latest: str | None) -> Comm
 
 
 def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
-          verbose="auto", strategy: tf.distribute.Strategy | None = None) -> int:
+          verbose="auto", strategy: tf.distribute.Strategy | None = None,
+          profile: tuple[int, int] | None = None) -> int:
     """Trains (or resumes) the run in `run_dir` and writes its artifacts.
 
     The caller owns `run_dir` (see `customkeras.cli.rundir`).
 
     Args:
+        profile: `(first, last)` training steps of this invocation (counted from 1)
+            to profile into the run's TensorBoard logs (`TensorBoard(profile_batch=)`),
+            or None. Defaults to None.
         strategy: the `tf.distribute.Strategy` to train under (already created: a
             multi-worker one must be the process's first TensorFlow call).
             Defaults to no distribution.
@@ -212,7 +216,7 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     state = {"latest": None}
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
-            return _train(run_config, run_dir, resume, verbose, strategy, state)
+            return _train(run_config, run_dir, resume, verbose, strategy, state, profile)
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the epochs (loading, the results after the
             # last epoch): the run is still resumable from its last checkpoint.
@@ -254,6 +258,19 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
                                  state["latest"]) from None
 
 
+def _report_profile(run_dir: pathlib.Path, profile: tuple[int, int], written: set) -> None:
+    """Says where `--profile`'s profile went, or why there is none."""
+    first, last = profile
+    if not written:
+        print(f"No profile was written: this run trained fewer than {first} steps "
+              f"(--profile {first}:{last}).", file=sys.stderr, flush=True)
+        return
+    where = _shown(min(written).parent)
+    print(f"Profile of training steps {first}-{last}: {where}\n  open it: tensorboard "
+          f"--logdir {_shown(run_dir / artifacts.LOG_DIR)}, then the Profile tab",
+          flush=True)
+
+
 def _saved(latest: str | None) -> str:
     return (f"Checkpoint: {_shown(pathlib.Path(latest))}" if latest
             else "No epoch was complete yet (a resumed run starts from the beginning).")
@@ -269,7 +286,8 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
-def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
+def _train(run_config, run_dir, resume_run, verbose, strategy, state,
+           profile=None) -> int:
     chief = distribution.is_chief(strategy)
     if resume_run:
         resume.check_against_checkpoints(run_dir, run_config)
@@ -319,9 +337,12 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
 
     interrupt = GracefulInterrupt(model)
     callbacks = [epoch_checkpoint, interrupt]
+    profiles = run_dir / artifacts.LOG_DIR / "train" / "plugins" / "profile"
+    profiled_before = set(profiles.glob("*/*.xplane.pb"))
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR),
-                                                     write_graph=False))
+                                                     write_graph=False,
+                                                     profile_batch=profile or 0))
     args, kwargs = custom.fit_arguments(data.train)
     try:
         with interrupt:
@@ -345,6 +366,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state) -> int:
     finally:
         state["latest"] = checkpoint.latest
         checkpoint.remove_temporary()
+    if chief and profile:
+        _report_profile(run_dir, profile, set(profiles.glob("*/*.xplane.pb")) - profiled_before)
     history = epoch_checkpoint.history
     done = epoch_checkpoint.completed_epochs
     # `model.stop_training` too: in a multi-worker run, a Ctrl-C on any worker stops all.
