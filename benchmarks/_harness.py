@@ -161,7 +161,9 @@ def child_main(contenders, workload, contender, settings):
     marker line: a process of `--shared-processes` prints one per contender, in order)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _, function = contenders[workload][contender]
+    cpu = time.process_time()
     result = guarded(function, settings)
+    result["cpu_seconds"] = round(time.process_time() - cpu, 2)  # all threads' CPU time
     result["peak_rss_mb"] = peak_rss_mb()
     result["data"] = _data_source
     print(_MARKER + json.dumps(result), flush=True)

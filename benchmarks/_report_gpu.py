@@ -5,7 +5,7 @@ import math
 import _report_tables as tables
 
 OURS = "trainer"
-PEERS = ("tf_fit", "tf_fit_spe32", "tf_fit_spe32_xla", "jax_fit_spe32")
+PEERS = ("tf_fit", "tf_fit_spe32", "tf_fit_spe32_xla", "jax_fit_spe32", "trainer_no_xla")
 TITLES = {
     "main": "the main job: exercise 13a's MLP, EPOCHS epochs with validation, batch 32, "
             "on Fashion-MNIST",
@@ -68,11 +68,19 @@ def _summary(report):
     return tables._table(columns, rows)
 
 
+def _xla(result):
+    if "jit_compile" in result:  # Keras: what `jit_compile` was, or resolved to
+        return "yes" if result["jit_compile"] else "no"
+    reason = result.get("xla", {}).get("train")
+    return reason or "–"
+
+
 def _details(name, workload):
     device = ("device", lambda result: result.get("device", "?"))
+    xla = ("XLA", _xla)
     title = _title(name, workload)
     return tables._header(title[0].upper() + title[1:], workload) + "\n\n" + tables._training_rows(
-        workload, OURS, [tables._WALL, tables._STEADY, device, tables._VERSUS])
+        workload, OURS, [tables._WALL, tables._STEADY, device, xla, tables._VERSUS])
 
 
 def render(report):

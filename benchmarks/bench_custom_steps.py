@@ -70,7 +70,9 @@ def fit_gan(settings, steps_per_execution=1, jit_compile="auto"):
             x_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
             callbacks=callbacks, verbose=0)
 
-    return drive(setup, settings, len(x_train))
+    result = drive(setup, settings, len(x_train))
+    result["jit_compile"] = bool(model.jit_compile)
+    return result
 
 
 def trainer_gan(settings):

@@ -23,8 +23,10 @@ Contenders: Keras `fit` on TensorFlow with its defaults (`tf_fit`), with
 (`tf_fit_spe32_xla`); Keras `fit` on the JAX backend with `steps_per_execution=32`
 (`jax_fit_spe32`, not for the GAN, whose step is written with `tf.GradientTape`); and
 `Trainer` with its defaults (`jit_compile="auto"` decides XLA from the device: each
-result records the device it ran on, and the Trainer's its XLA decisions). A contender
-whose backend sees no GPU fails (its row says why) rather than measuring a CPU.
+result records the device it ran on, the Trainer's its XLA decisions, Keras's what its
+`jit_compile="auto"` resolved to, XLA on a GPU); for the convolutional workloads also
+`Trainer(jit_compile=False)` (`trainer_no_xla`), to measure the XLA policy there. A
+contender whose backend sees no GPU fails (its row says why) rather than measuring a CPU.
 
 `--dry-run` runs the whole script on the CPU (GPUs hidden) at tiny sizes, each backend's
 contenders sharing a process, in under 2 minutes: to know that it works before a GPU is
@@ -168,19 +170,20 @@ def _fit(workload, settings, steps_per_execution, jit_compile):
     return fit_dataset(settings, jit_compile, steps_per_execution=steps_per_execution)
 
 
-def _trainer(workload, settings):
+def _trainer(workload, settings, jit_compile="auto"):
     if workload == "main":
         return trainer_train(settings)
     if workload == "cnn":
-        return trainer_train(settings, _models.cnn)
+        return trainer_train(settings, _models.cnn, jit_compile=jit_compile)
     if workload == "resnet":
         return trainer_train(settings, _resnet(settings), synthetic_images,
-                             settings["batch_size"])
+                             settings["batch_size"], jit_compile)
     if workload == "gan":
         return trainer_gan(settings)
     return trainer_dataset(settings)
 
 
+CONVOLUTIONAL = ("resnet", "cnn")
 PEERS = {
     "tf_fit": ("tensorflow", 1, "auto"),
     "tf_fit_spe32": ("tensorflow", 32, "auto"),
@@ -193,7 +196,13 @@ def _contenders(workload):
     peers = {name: (backend, on_device(functools.partial(_fit_peer, workload, spe, jit)))
              for name, (backend, spe, jit) in PEERS.items()
              if not (workload == "gan" and backend == "jax")}
-    return {**peers, "trainer": ("tensorflow", on_device(functools.partial(_trainer, workload)))}
+    ours = {"trainer": ("tensorflow", on_device(functools.partial(_trainer, workload)))}
+    if workload in CONVOLUTIONAL:
+        # The engine's XLA policy for convolutions, measured where it runs: "auto" is XLA
+        # on a GPU (plain on a CPU, where XLA's convolutions were slow); this is without.
+        ours["trainer_no_xla"] = ("tensorflow", on_device(
+            functools.partial(_trainer, workload, jit_compile=False)))
+    return {**peers, **ours}
 
 
 def _fit_peer(workload, steps_per_execution, jit_compile, settings):

@@ -75,6 +75,7 @@ def fit_dataset(settings, jit_compile="auto", streamed=False, steps_per_executio
 
     result = drive(setup, settings, n_train)
     result["test_accuracy"] = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    result["jit_compile"] = bool(model.jit_compile)
     return result
 
 

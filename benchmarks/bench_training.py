@@ -104,11 +104,13 @@ def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_mode
     result = drive(setup, settings, len(x_train), batch_size)
     result["test_accuracy"] = model.evaluate(*test, batch_size=batch_size, verbose=0,
                                              return_dict=True)["accuracy"]
+    result["jit_compile"] = bool(model.jit_compile)  # what Keras resolved "auto" to here
     return result
 
 
-def trainer_train(settings, build=_models.mlp, load=load_data, batch_size=BATCH_SIZE):
-    """`Trainer.fit` with its defaults; `load` as for `keras_train`."""
+def trainer_train(settings, build=_models.mlp, load=load_data, batch_size=BATCH_SIZE,
+                  jit_compile="auto"):
+    """`Trainer.fit` (with its defaults but `jit_compile`); `load` as for `keras_train`."""
     from customkeras.training import Trainer
 
     (x_train, y_train), validation, test = load(settings, True)
@@ -117,7 +119,8 @@ def trainer_train(settings, build=_models.mlp, load=load_data, batch_size=BATCH_
 
     def setup():
         nonlocal trainer
-        trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"])
+        trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"],
+                          jit_compile=jit_compile)
         return lambda epochs, initial_epoch, callbacks: trainer.fit(
             x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
             validation_data=validation if settings.get("validation") else None,

@@ -68,6 +68,8 @@ def test_dry_run_runs_every_workload_and_contender_on_the_cpu(dry_run):
     assert set(report["workloads"]) == WORKLOADS
     for name, workload in report["workloads"].items():
         expected = (PEERS - {"jax_fit_spe32"} if name == "gan" else PEERS) | {"trainer"}
+        if name in ("resnet", "cnn"):  # the XLA policy for convolutions, measured
+            expected.add("trainer_no_xla")
         assert set(workload["contenders"]) == expected, name
         assert workload.get("shared_processes") is True
         for contender, result in workload["contenders"].items():
@@ -79,8 +81,12 @@ def test_dry_run_runs_every_workload_and_contender_on_the_cpu(dry_run):
         assert workload["contenders"]["trainer"]["xla"]["train"].startswith("auto: a CPU") or \
             workload["contenders"]["trainer"]["xla"]["train"].startswith(
                 "auto: convolutions on a CPU")
-    assert report["workloads"]["resnet"]["contenders"]["trainer"]["xla"]["train"] == \
-        "auto: convolutions on a CPU (Conv2D)"
+    resnet = report["workloads"]["resnet"]["contenders"]
+    assert resnet["trainer"]["xla"]["train"] == "auto: convolutions on a CPU (Conv2D)"
+    assert resnet["trainer_no_xla"]["xla"]["train"] == "jit_compile=False"
+    # Keras's "auto" is no XLA on a CPU-only machine (XLA on a GPU).
+    assert resnet["tf_fit"]["jit_compile"] is False
+    assert resnet["tf_fit_spe32_xla"]["jit_compile"] is True
 
 
 @pytest.mark.slow
