@@ -169,7 +169,12 @@ def child_main(contenders, workload, contender, settings):
     print(_MARKER + json.dumps(result), flush=True)
 
 
-def _run_child(script, jobs, backend, settings, timeout):
+def _run_child(script, workload, contender, backend, settings, timeout):
+    """Runs one contender in a child process; returns its result."""
+    return _run_children(script, [(workload, contender)], backend, [settings], timeout)[0]
+
+
+def _run_children(script, jobs, backend, settings, timeout):
     """Runs `jobs` (`[(workload, contender)]`, with their `settings`) in one child
     process; returns their results in order."""
     environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
@@ -361,7 +366,7 @@ def _shared_rounds(script, contenders, plan, args, deadline):
 
 
 def _children(script, jobs, backend, settings, args, deadline):
-    """`_run_child` within the `--budget`: jobs it leaves no time for are not run."""
+    """`_run_children` within the `--budget`: jobs it leaves no time for are not run."""
     timeout = args.timeout
     if deadline is not None:
         left = int(deadline - time.perf_counter())
@@ -371,7 +376,7 @@ def _children(script, jobs, backend, settings, args, deadline):
                     ] * len(jobs)
         timeout = min(timeout, left)
     stolen = _stolen_cpu_seconds()
-    results = _run_child(script, jobs, backend, settings, timeout)
+    results = _run_children(script, jobs, backend, settings, timeout)
     for result in results:
         if "unavailable" in result:
             print(f"[bench]   unavailable: {result['unavailable']}", file=sys.stderr)
