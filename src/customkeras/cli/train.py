@@ -140,8 +140,8 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                                 "from 1; a resumed run counts from where it resumes) with "
                                 "TensorFlow's profiler, into the run's TensorBoard logs "
                                 "(logs/train/plugins/profile/): see it with tensorboard "
-                                "--logdir RUN_DIR/logs, Profile tab. The epoch holding them "
-                                "runs one step per graph call, as Keras fit does; the results "
+                                "--logdir RUN_DIR/logs, Profile tab. The epochs holding them "
+                                "run one step per graph call, as Keras fit does; the results "
                                 "do not change (default: no profile)")
     training = parser.add_argument_group("training")
     training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
