@@ -35,9 +35,8 @@ def _x(n):
 
 
 def _xla_predict_step_used(trainer):
-    # The prediction step's XLA function exists only once an XLA execution ran it.
-    functions = trainer._controller.loops._functions
-    return any(key[:2] == ("xla-step", "predict") for key in functions if len(key) > 1)
+    return any(kind == "predict" and mode == "per step"
+               for kind, _, mode in trainer.execution_counts)
 
 
 def _assert_same_outputs(actual, expected):

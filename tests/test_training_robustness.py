@@ -175,7 +175,7 @@ def test_auto_steps_per_execution_adapts_to_the_time_per_call():
 
     def one_pass(seconds_per_step):
         sizes = []
-        for first, count, _ in planner.executions(100_000, 1, xla=False):
+        for first, count in planner.executions(100_000):
             sizes.append(count)
             now[0] += count * seconds_per_step
         return sizes
@@ -188,7 +188,9 @@ def test_auto_steps_per_execution_adapts_to_the_time_per_call():
     sizes = one_pass(seconds_per_step=0.01)
     assert sizes[:4] == [2000, 2000, 500, 125] and sizes[5] == 20
     fixed = ExecutionPlanner(7, clock=lambda: now[0])
-    assert [c for _, c, _ in fixed.executions(30, 2, xla=False)] == [7, 7, 1]
+    assert [c for _, c in fixed.executions(15)] == [7, 7, 1]
+    # No execution crosses a feed's boundary (where its XLA mode changes); executions
+    # of super-batches are multiples of their size.
     with_xla = ExecutionPlanner(4)
-    assert list(with_xla.executions(21, 2, xla=True)) == [
-        (0, 4, True), (4, 4, True), (8, 2, True), (10, 1, False)]
+    assert list(with_xla.executions(11, boundary=10)) == [(0, 4), (4, 4), (8, 2), (10, 1)]
+    assert [c for _, c in ExecutionPlanner(7).executions(20, multiple=3)] == [6, 6, 6, 2]

@@ -25,7 +25,6 @@ from test_training_data_resume import CrashAt, Crash
 from training_helpers import mlp
 
 from customkeras.training import TrainingDivergedError
-from customkeras.training.loops import Loops
 from customkeras.training.sources import DatasetSource
 from customkeras.training.sources.super_batches import fixed_batch_size, super_batched
 
@@ -43,13 +42,10 @@ def validation():
     return tf.data.Dataset.from_tensor_slices((XV, YV)).batch(16)
 
 
-@pytest.fixture
-def no_per_step_loop(monkeypatch):
-    """Fails a test whose training reads one batch per `get_next`."""
-    def per_step_loop(*args, **kwargs):
-        raise AssertionError("trained with the per-step iterator loop, not super-batches")
-
-    monkeypatch.setattr(Loops, "train_iterator", per_step_loop)
+def assert_read_super_batches(trainer, kind="train"):
+    """That every `kind` execution read super-batches, none one batch per `get_next`."""
+    feeds = {feed for (k, feed, _) in trainer.execution_counts if k == kind}
+    assert feeds == {"super-batches"}, trainer.execution_counts
 
 
 def _source(dataset, steps=None):
@@ -124,7 +120,7 @@ PIPELINES = {
 
 @pytest.mark.parametrize("jit_compile", [False, True])
 @pytest.mark.parametrize("pipeline", sorted(PIPELINES))
-def test_super_batches_match_keras_fit(pipeline, jit_compile, no_per_step_loop):
+def test_super_batches_match_keras_fit(pipeline, jit_compile):
     reference, model = twins()
     make = PIPELINES[pipeline]
     expected = reference.fit(make(), epochs=3, validation_data=validation(), verbose=0)
@@ -137,6 +133,7 @@ def test_super_batches_match_keras_fit(pipeline, jit_compile, no_per_step_loop):
     assert_trained(model)
     steps = 3 * 75 * (2 if "mid-stream" in pipeline else 1)
     assert int(trainer.optimizer.iterations.numpy()) == steps
+    assert_read_super_batches(trainer)
 
 
 class BatchEnds(keras.callbacks.Callback):
@@ -147,11 +144,12 @@ class BatchEnds(keras.callbacks.Callback):
         self.batches.append(batch)
 
 
-def test_batch_callbacks_come_every_steps_per_execution(no_per_step_loop):
+def test_batch_callbacks_come_every_steps_per_execution():
     ends = BatchEnds()
-    trainer_for(mlp(seed=1), steps_per_execution=24).fit(
-        reshuffled(), epochs=1, verbose=0, shuffle=False, callbacks=[ends])
+    trainer = trainer_for(mlp(seed=1), steps_per_execution=24)
+    trainer.fit(reshuffled(), epochs=1, verbose=0, shuffle=False, callbacks=[ends])
     assert ends.batches == [23, 47, 71, 74]  # 75 steps, as Keras fit(steps_per_execution=24)
+    assert_read_super_batches(trainer)
 
 
 def _diverging():
@@ -160,11 +158,12 @@ def _diverging():
     return tf.data.Dataset.from_tensor_slices((x, Y, W)).batch(BATCH)
 
 
-def test_divergence_inside_a_super_batch_stops_at_its_step(no_per_step_loop):
+def test_divergence_inside_a_super_batch_stops_at_its_step():
     reference, model = twins()
+    trainer = trainer_for(model, steps_per_execution=32, jit_compile=True)
     with pytest.raises(TrainingDivergedError) as caught:
-        trainer_for(model, steps_per_execution=32, jit_compile=True).fit(
-            _diverging(), epochs=1, verbose=0, shuffle=False)
+        trainer.fit(_diverging(), epochs=1, verbose=0, shuffle=False)
+    assert_read_super_batches(trainer)
     error = caught.value
     assert (error.epoch, error.step, error.restored_step) == (1, 46, 32), str(error)
     # The weights of the last finite execution: those of the first 32 batches.
@@ -172,7 +171,7 @@ def test_divergence_inside_a_super_batch_stops_at_its_step(no_per_step_loop):
     assert_same_weights(model, reference, "weights restored after divergence")
 
 
-def test_crash_mid_epoch_resumes_exactly_with_super_batches(tmp_path, no_per_step_loop):
+def test_crash_mid_epoch_resumes_exactly_with_super_batches(tmp_path):
     def fit(callbacks):
         model = mlp(seed=1)
         trainer = trainer_for(model, steps_per_execution=8)
@@ -188,17 +187,10 @@ def test_crash_mid_epoch_resumes_exactly_with_super_batches(tmp_path, no_per_ste
     assert_same_weights(model, reference, "after resuming")
     assert (int(trainer.optimizer.iterations.numpy())
             == int(reference_trainer.optimizer.iterations.numpy()) == 3 * 75)
+    assert_read_super_batches(trainer)
 
 
-@pytest.fixture
-def no_per_step_evaluation(monkeypatch):
-    def per_step_loop(*args, **kwargs):
-        raise AssertionError("evaluated with the per-step iterator loop, not super-batches")
-
-    monkeypatch.setattr(Loops, "test_iterator", per_step_loop)
-
-
-def test_evaluation_passes_read_super_batches(no_per_step_evaluation):
+def test_evaluation_passes_read_super_batches():
     reference, model = twins()
     reference.fit(reshuffled(), epochs=1, verbose=0)
     model.set_weights(reference.get_weights())
@@ -211,3 +203,4 @@ def test_evaluation_passes_read_super_batches(no_per_step_evaluation):
         assert sorted(logs) == sorted(expected), name
         for key, value in expected.items():
             np.testing.assert_allclose(logs[key], value, rtol=0, atol=1e-5, err_msg=name)
+    assert_read_super_batches(trainer, "test")

@@ -23,7 +23,8 @@ from customkeras.training.model_setup import optimizers_of
 from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.loops import flat_logs
 from customkeras.training.progress import make_progress
-from customkeras.training.xla_choice import XlaChoice, is_xla_compile_error
+from customkeras.training.steps.kinds import PREDICT, TEST, TRAIN
+from customkeras.training.xla_choice import XlaChoice, XlaMode, is_xla_compile_error
 
 
 def _floats(logs):
@@ -53,27 +54,58 @@ class Controller:
 
     # ---- executions ---------------------------------------------------------------------
 
-    def _xla(self, kind, source):
-        """Whether passes of `kind` over `source` run with XLA (`xla_choice`)."""
-        return self.xla.for_pass(kind, lambda: self.loops.step_op_types(
-            kind, source.element_spec, sliced=source.kind == "arrays"))
+    def _executions(self, kind, feed, callbacks, first_step=0, should_stop=None):
+        """Runs one pass of `kind` over `feed` from step `first_step`, one execution at
+        a time; yields `(first_step, num_steps, steps_run, result)` of each (`result`
+        as `Loops.run` returns it) after calling the batch-begin hook, and ends after
+        an execution that ran fewer steps than asked (the data ran out, or a step
+        diverged) or when `should_stop()` says so."""
+        xla = self.xla.for_pass(kind.name, lambda: self.loops.step_op_types(kind, feed))
+        begin = getattr(callbacks, f"on_{kind.name}_batch_begin")
+        for step, count in self.planner.executions(
+                feed.total, start=first_step, multiple=feed.multiple,
+                limit=self._limit(callbacks, kind), boundary=feed.boundary(xla)):
+            if should_stop is not None and should_stop():
+                return
+            begin(step)
+            result = self._execute(kind, feed, step, count,
+                                   xla and kind.name not in self.xla.failed)
+            steps_run = int(result[0])
+            yield step, count, steps_run, result
+            if steps_run < count:
+                return
 
-    def _call(self, kind, function, *args, xla):
-        """Runs one loop call, `function(*args, xla)`. Under `"auto"`, a step that XLA
-        cannot compile runs plain from then on (`xla_choice`)."""
-        xla = xla and kind not in self.xla.failed
+    def _execute(self, kind, feed, step, count, xla):
+        """One execution. Under `"auto"`, a step that XLA cannot compile runs plain from
+        then on (`xla_choice`)."""
+        mode = feed.mode(xla, step)
         try:
-            return function(*args, xla)
+            return self.loops.run(kind, feed, step, count, mode)
         except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as error:
-            if not (self.xla.auto and xla and is_xla_compile_error(error)):
+            if not (self.xla.auto and mode is not XlaMode.NONE
+                    and is_xla_compile_error(error)):
                 raise
         # XLA compiles before running, so the failed call changed nothing.
-        warnings.warn(f"XLA could not compile the model's {kind} step; it runs without XLA "
-                      "(pass jit_compile=False to skip the attempt).", stacklevel=4)
-        self.xla.compile_failed(kind)
-        if kind == "train":
+        warnings.warn(f"XLA could not compile the model's {kind.name} step; it runs "
+                      "without XLA (pass jit_compile=False to skip the attempt).",
+                      stacklevel=4)
+        self.xla.compile_failed(kind.name)
+        if kind.checks_finite:
             self.loops.guard.restore()
-        return function(*args, False)
+        return self.loops.run(kind, feed, step, count, feed.mode(False, step))
+
+    def _limit(self, callbacks, kind):
+        """1 where a callback must see every batch of a `kind` pass and the planner
+        adapts `steps_per_execution` (a fixed one is the user's choice, as under
+        Keras: once per execution), else None."""
+        return 1 if self.planner.adaptive and per_batch(callbacks, kind.name) else None
+
+    def _reads(self, callbacks, kind):
+        """`(super_batches, steps_per_execution)` for a source's feeds: super-batches
+        are allowed where XLA is (not under a strategy, whose distributed dataset
+        splits each batch, nor eagerly) and executions are not one step each."""
+        allowed = self.xla.allowed and not self._limit(callbacks, kind)
+        return allowed, None if self.planner.adaptive else self.planner.steps
 
     # ---- fit ----------------------------------------------------------------------------
 
@@ -86,7 +118,7 @@ class Controller:
             epochs=epochs, steps=train.steps_per_epoch)
         state = TrainingState(model, optimizers_of(model), seed,
                               checkpointable_input=train.checkpointable,
-                              persistent_input=train.kind != "arrays" and train.steps is not None)
+                              persistent_input=train.persistent_input)
         for callback in training_state_callbacks(callbacks):
             callback.set_training_state(state)
         backup = BackupAndRestoreSupport(callbacks, state)
@@ -106,11 +138,7 @@ class Controller:
                 resume = (step, restore)
                 if saved_seed is not None:
                     state.seed = seed = saved_seed
-            if train.kind != "arrays":
-                train.use_super_batches(None if self._limit(callback_list, "train")
-                                        else self._super_batch_size(train))
-                if start > 0:
-                    train.fast_forward(start, self.strategy)  # the iterators before `start`
+            train.prepare_fit(start, self.strategy, *self._reads(callback_list, TRAIN))
             progress = make_progress(verbose, epochs=epochs, initial_epoch=start,
                                      steps_per_epoch=train.steps_per_epoch)
             for epoch in range(start, epochs):
@@ -140,32 +168,6 @@ class Controller:
                 progress.close()
         return _history(callback_list)
 
-    def _limit(self, callbacks, kind):
-        """1 where a callback must see every batch of a `kind` pass and the planner
-        adapts `steps_per_execution` (a fixed one is the user's choice, as under
-        Keras: once per execution), else None."""
-        return 1 if self.planner.adaptive and per_batch(callbacks, kind) else None
-
-    def _super_batch_size(self, source, purpose="train"):
-        """Batches per super-batch for `purpose` on `source` (None: plain batches):
-        not under a strategy (whose distributed dataset splits each batch) nor
-        eagerly, as for XLA."""
-        if not self.xla.allowed:
-            return None
-        return source.super_batch_size(
-            purpose=purpose, steps_per_execution=None if self.planner.adaptive
-            else self.planner.steps)
-
-    def _iterator_loop(self, kind, source, super_batch):
-        """`loop(iterator, num_steps, xla)` of `kind` over `source`'s iterator: of
-        super-batches of `super_batch` batches, or of batches (None)."""
-        spec = source.element_spec
-        if super_batch:
-            run = getattr(self.loops, f"{kind}_super_batches")
-            return lambda iterator, n, xla: run(iterator, n, spec, super_batch, xla)
-        run = getattr(self.loops, f"{kind}_iterator")
-        return lambda iterator, n, xla: run(iterator, n, spec, xla)
-
     def _train_epoch(self, epoch, source, seed, shuffle, callbacks, progress, state, backup,
                      first_step, restore):
         self.model.reset_metrics()
@@ -173,79 +175,25 @@ class Controller:
         callbacks.on_epoch_begin(epoch)
         backup.on_epoch_begin(epoch)
         progress.epoch_begin(epoch)
-        if source.kind == "arrays":
-            if restore is not None:
-                restore(state)
-            return self._train_arrays(epoch, source, seed, shuffle, callbacks, progress,
-                                      state, first_step)
-        return self._train_iterator(epoch, source, callbacks, progress, state, first_step,
-                                    restore)
-
-    def _after_execution(self, epoch, step, result, callbacks, progress):
-        steps_run, finite, weights_finite, logs = result
-        steps_run = int(steps_run)
-        logs = _floats(logs)
-        if not (bool(finite) and bool(weights_finite)):
-            self._diverged(epoch, step, steps_run, bool(finite), logs)
-        return steps_run, logs
-
-    def _train_arrays(self, epoch, source, seed, shuffle, callbacks, progress, state,
-                      first_step):
-        order = source.order(seed, epoch, shuffle)
-        batch_size = tf.constant(source.batch_size)
-        xla = self._xla("train", source)
-        logs = dict(state.logs) if first_step else {}
-        for step, count, use_xla in self.planner.executions(
-                source.num_samples, source.batch_size, xla, start=first_step,
-                limit=self._limit(callbacks, "train")):
-            if self.coordinator.should_stop():
-                break
-            callbacks.on_train_batch_begin(step)
-            result = self._call("train", self.loops.train_arrays, source.data, order,
-                                tf.constant(step), tf.constant(count), batch_size,
-                                xla=use_xla)
-            _, logs = self._after_execution(epoch, step, result, callbacks, progress)
-            state.step, state.logs = step + count, logs
-            callbacks.on_train_batch_end(step + count - 1, logs)
-            progress.execution_end(step + count, logs)
-        return dict(logs)
-
-    def _train_iterator(self, epoch, source, callbacks, progress, state, first_step,
-                        restore):
-        source.on_epoch_begin()
-        iterator = source.begin_epoch(self.strategy)
-        state.iterator = iterator
+        feed = source.epoch_feed(epoch, seed, shuffle, self.strategy)
+        state.iterator = source.iterator
         if restore is not None:
             restore(state)
-        total = source.steps_this_epoch()
-        xla = self._xla("train", source)
         logs, done, ran_out = (dict(state.logs) if first_step else {}), first_step, False
-        size = source.super_batch or 1
-        loop = self._iterator_loop("train", source, source.super_batch)
-        for step, count, use_xla in self.planner.stream(total, xla, start=first_step,
-                                                        multiple=size,
-                                                        limit=self._limit(callbacks, "train")):
-            if self.coordinator.should_stop():
-                break
-            callbacks.on_train_batch_begin(step)
-            result = self._call("train", loop, iterator, count, xla=use_xla)
-            steps_run, new_logs = self._after_execution(epoch, step, result, callbacks,
-                                                        progress)
+        for step, count, steps_run, result in self._executions(
+                TRAIN, feed, callbacks, first_step, should_stop=self.coordinator.should_stop):
+            _, finite, weights_finite, new_logs = result
+            new_logs = _floats(new_logs)
+            if not (bool(finite) and bool(weights_finite)):
+                self._diverged(epoch, step, steps_run, bool(finite), new_logs)
             ran_out = steps_run < count
             if steps_run:
                 logs, done = new_logs, step + steps_run
                 state.step, state.logs = done, logs
                 callbacks.on_train_batch_end(done - 1, logs)
                 progress.execution_end(done, logs)
-            if ran_out:
-                break
-        source.on_epoch_end()
-        if self.model.stop_training and done < (total or done + 1):
-            return dict(logs)  # stopped: the epoch's iterator stays where it is
-        if done == 0:
-            raise ValueError(f"`{source.name}` yielded no batch: it must yield at least one "
-                             "per epoch (is it empty, or exhausted?)")
-        short = source.end_epoch(done, ran_out, self.strategy)
+        stopped = self.model.stop_training and done < (feed.total or done + 1)
+        short = source.finish_epoch(feed, done, ran_out, stopped, self.strategy)
         state.iterator = source.iterator  # what the next epoch carries on with
         if short:
             warnings.warn("Your input ran out of data: this epoch ran fewer than "
@@ -275,40 +223,16 @@ class Controller:
         """
         self.model.reset_metrics()
         callbacks.on_test_begin()
-        logs, limit = {}, self._limit(callbacks, "test")
-        if source.kind == "arrays":
-            xla = self._xla("test", source)
-            batch_size = tf.constant(source.batch_size)
-            for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                                source.batch_size, xla,
-                                                                limit=limit):
-                callbacks.on_test_batch_begin(step)
-                logs = _floats(self._call(
-                    "test", self.loops.test_arrays, source.data, tf.constant(step),
-                    tf.constant(count), batch_size, xla=use_xla))
-                callbacks.on_test_batch_end(step + count - 1, logs)
-        else:
-            source.on_epoch_begin()
-            size = None if limit else self._super_batch_size(source, "test")
-            iterator = source.pass_iterator(self.strategy, size)
-            xla = self._xla("test", source)
-            loop = self._iterator_loop("test", source, size)
-            # A known length (`steps`, or the data's) bounds the pass, as in Keras.
-            for step, count, use_xla in self.planner.stream(source.steps_per_epoch, xla,
-                                                            multiple=size or 1, limit=limit):
-                callbacks.on_test_batch_begin(step)
-                steps_run, new_logs = self._call("test", loop, iterator, count, xla=use_xla)
-                steps_run = int(steps_run)
-                if steps_run == 0:
-                    break
+        feed = source.pass_feed(TEST, self.strategy, *self._reads(callbacks, TEST))
+        logs, steps = {}, 0
+        for step, _, steps_run, (_, new_logs) in self._executions(TEST, feed, callbacks):
+            if steps_run:
+                steps += steps_run
                 logs = _floats(new_logs)
                 callbacks.on_test_batch_end(step + steps_run - 1, logs)
-                if steps_run < count:
-                    break
-            source.on_epoch_end()
-            source.end_pass(iterator)
-            if not logs:
-                raise ValueError(f"`{source.name}` yielded no batch to evaluate")
+        source.finish_pass(feed)
+        if not steps:
+            raise ValueError(f"`{source.name}` yielded no batch to evaluate")
         callbacks.on_test_end(logs)
         return logs
 
@@ -317,42 +241,17 @@ class Controller:
     def predict(self, source, callbacks):
         """Returns the model's outputs over one pass, as NumPy (the model's structure)."""
         callbacks.on_predict_begin()
-        parts, limit = [], self._limit(callbacks, "predict")
-        if source.kind == "arrays":
-            xla = self._xla("predict", source)
-            batch_size = tf.constant(source.batch_size)
-            # As in training: XLA on the full batches, the smaller last one plain.
-            for step, count, use_xla in self.planner.executions(source.num_samples,
-                                                                source.batch_size, xla,
-                                                                limit=limit):
-                callbacks.on_predict_batch_begin(step)
-                outputs = self._call(
-                    "predict", self.loops.predict_arrays, source.data, tf.constant(step),
-                    tf.constant(count), batch_size, xla=use_xla)
+        feed = source.pass_feed(PREDICT, self.strategy)
+        parts = []
+        # A known length (`steps`, or the data's) bounds the pass, as in Keras: no
+        # batch hook is called for a batch that does not exist.
+        for step, _, steps_run, (_, outputs) in self._executions(PREDICT, feed, callbacks):
+            if steps_run:
                 parts.append(tf.nest.map_structure(np.asarray, outputs))
-                callbacks.on_predict_batch_end(step + count - 1, {"outputs": outputs})
-        else:
-            source.on_epoch_begin()
-            iterator = source.pass_iterator(self.strategy)
-            xla = self._xla("predict", source)
-            # A known length (`steps`, or the data's) bounds the pass, as in Keras: no
-            # batch hook is called for a batch that does not exist.
-            for step, count, use_xla in self.planner.stream(source.steps_per_epoch, xla,
-                                                            limit=limit):
-                callbacks.on_predict_batch_begin(step)
-                steps_run, outputs = self._call(
-                    "predict", lambda it, n, x: self.loops.predict_iterator(
-                        it, n, source.element_spec, x), iterator, count, xla=use_xla)
-                steps_run = int(steps_run)
-                if steps_run:
-                    parts.append(tf.nest.map_structure(np.asarray, outputs))
-                    callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})
-                if steps_run < count:
-                    break
-            source.on_epoch_end()
-            source.end_pass(iterator)
-            if not parts:
-                raise ValueError(f"`{source.name}` yielded no batch to predict on")
+                callbacks.on_predict_batch_end(step + steps_run - 1, {"outputs": outputs})
+        source.finish_pass(feed)
+        if not parts:
+            raise ValueError(f"`{source.name}` yielded no batch to predict on")
         callbacks.on_predict_end()
         return tf.nest.map_structure(lambda *arrays: np.concatenate(arrays), *parts)
 

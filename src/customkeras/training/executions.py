@@ -38,48 +38,36 @@ class ExecutionPlanner:
         self._clock = clock
         self.agree = agree
 
-    def executions(self, n_samples, batch_size, xla, start=0, limit=None):
-        """Yields `(first_step, num_steps, xla)` for each execution of one pass.
+    def executions(self, total, start=0, multiple=1, limit=None, boundary=None):
+        """Yields `(first_step, num_steps)` for each execution of one pass.
 
-        `limit`: at most this many steps per execution (1 where a callback must see
-        every batch, `callback_hooks`), or None for the planned number.
+        Args:
+            total: the steps in the pass, or None for a pass that ends when the
+                consumer stops asking (its data ran out).
+            start: the first step to run (a resumed epoch). Defaults to 0.
+            multiple: every execution but a pass's last runs a multiple of this
+                many steps (a feed of super-batches). Defaults to 1.
+            limit: at most this many steps per execution (1 where a callback must
+                see every batch, `callback_hooks`), or None for the planned number.
+            boundary: a step that no execution crosses (where the feed's XLA mode
+                changes: `sources.feeds`), or None.
 
-        With `xla`, the full batches run in the XLA loop and the last, smaller batch
-        (if any) in the plain one, so XLA compiles for one batch shape only. The time
-        until the consumer asks for the next execution is what gets measured. `start`
-        is the first step to run (a resumed epoch).
+        The time until the consumer asks for the next execution is what gets
+        measured; it sets how many steps later executions run, never what they
+        compute.
         """
-        total = -(-n_samples // batch_size)
-        full = n_samples // batch_size if xla else total
         step = start
-        while step < total:
-            use_xla = xla and step < full
-            count = min(limit or self.steps, (full if use_xla else total) - step)
-            start = self._clock()
-            yield step, count, use_xla
+        while total is None or step < total:
+            count = limit or max(self.steps // multiple, 1) * multiple
+            end = boundary if boundary is not None and step < boundary else total
+            count = count if end is None else min(count, end - step)
+            started = self._clock()
+            yield step, count
             # A pass's first execution may include tracing or XLA compilation, and a
             # short remainder is mostly overhead: neither tells the steady cost; nor
             # do executions cut short by `limit`.
             if step > 0 and 2 * count >= self.steps and limit is None:
-                self._observe(count, self._clock() - start)
-            if self.agree is not None:
-                self.steps = int(self.agree(self.steps))
-            step += count
-
-    def stream(self, total, xla, start=0, multiple=1, limit=None):
-        """Yields `(first_step, num_steps, xla)` for a pass of `total` steps, or of an
-        unknown number (None) that ends when the consumer stops asking (its data ran
-        out). With `multiple`, every execution but a pass's last runs a multiple of
-        that many steps (an iterator of super-batches of `multiple` batches). `limit`
-        as for `executions` (with `multiple` 1)."""
-        step = start
-        while total is None or step < total:
-            count = limit or max(self.steps // multiple, 1) * multiple
-            count = count if total is None else min(count, total - step)
-            start = self._clock()
-            yield step, count, xla
-            if step > 0 and 2 * count >= self.steps and limit is None:
-                self._observe(count, self._clock() - start)
+                self._observe(count, self._clock() - started)
             if self.agree is not None:
                 self.steps = int(self.agree(self.steps))
             step += count

@@ -1,55 +1,34 @@
-"""The loops room: in-graph loops that run many steps per graph execution.
+"""The loops room: one builder of the in-graph loops that run many steps per execution.
 
-Orbit's design (tensorflow/models, `orbit/utils/loop_fns.py`): the step is small, and
-a `tf.function` loop `while step < num_steps` whose step count is a *tensor* runs it,
-so one trace serves every execution length (a full execution, the shorter last one of
-an epoch, a validation pass). No Python runs per step; the controller reads the logs
-between executions.
+Orbit's design (`orbit/utils/loop_fns.py`): the step is small, and a `tf.function`
+loop `while step < num_steps` whose step count is a *tensor* runs it, folding each
+step's results with a reducer, so one trace serves every execution length and no
+Python runs per step. Here one function makes that loop for any step kind
+(`steps.kinds`: train, test and predict differ only by their step and reducer) and any
+feed (`sources.feeds`: resident arrays, an iterator, super-batches), in an XLA mode
+(`xla_choice.XlaMode`) that the feed gives for the execution.
 
-Two batch sources feed a loop:
+Each loop leaves the batch dimension unknown, so other data with the same structure, a
+smaller last batch or another batch size reuse the same trace (XLA compiles once per
+batch size). Loops are kept per `Trainer`, so repeated `fit` / `evaluate` / `predict`
+calls never trace again. As in Keras `fit`, nothing is converted by AutoGraph. With
+`run_eagerly` the same loop function runs without `tf.function`: every step's Python
+runs, for `print` and `pdb`.
 
-* resident arrays (`sources.ArraySource`): batches are gathered in-graph from tensors
-  held on the device, in a per-epoch order. The training and evaluation loops can be
-  compiled whole with XLA over full batches of one static size; an epoch's smaller
-  last batch runs in the plain loop, so XLA compiles one batch shape. The prediction
-  loop collects outputs of a size it cannot know in a `TensorArray`, which an
-  XLA-compiled `while` returns empty: XLA compiles its step alone;
-* an iterator (`sources.DatasetSource`: tf.data, generators, PyDataset) goes into the
-  loop, as in Orbit: each step calls `get_next_as_optional`, the loop stops early when
-  the data ends. Iterator ops cannot be XLA-compiled, so XLA compiles the step alone.
-
-Each loop's signature leaves the batch dimension unknown, so new data with another
-number of samples, a smaller last batch or another batch size reuse the same trace;
-XLA compiles once per batch size. The loops are kept per `Trainer`, so repeated
-`fit` / `evaluate` / `predict` calls never trace or compile again.
-
-As in Keras `fit`, nothing is converted by AutoGraph (`autograph=False`): the loops
-use `tf.while_loop` / `tf.cond` themselves, a step written for `fit` runs unchanged,
-and tracing a loop takes a fraction of a second instead of seconds of source
-transformation.
-
-Distribution: every step runs through `strategy.run`. With resident arrays every
-replica (on every worker) sees the same global batch and takes its contiguous slice;
-with an iterator the strategy's distributed dataset hands each replica its slice.
+Distribution: every step runs through `strategy.run`. A resident-arrays feed gives
+every replica (on every worker) the same global batch, of which it takes its
+contiguous slice; an iterator's distributed dataset hands each replica its slice.
 """
 
+import collections
 import functools
 
 import tensorflow as tf
 
 from customkeras.training.guard import DivergenceGuard
-from customkeras.training.loop_bodies import LoopBodies, all_finite
-
-INDEX_SPEC = tf.TensorSpec([], tf.int32)
-
-
-def data_spec(data):
-    """The `TensorSpec` structure of resident data, batch dimension left unknown."""
-    return tf.nest.map_structure(lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), data)
-
-
-def _spec_key(spec):
-    return (str(tf.nest.map_structure(lambda _: 0, spec)), tuple(tf.nest.flatten(spec)))
+from customkeras.training.sources.feeds import spec_key
+from customkeras.training.steps.kinds import EAGER, KINDS, all_finite
+from customkeras.training.xla_choice import XlaMode
 
 
 def _batch_totals(batch):
@@ -61,8 +40,20 @@ def _batch_totals(batch):
     return size, tf.reduce_sum(tf.cast(weights, tf.float32))
 
 
-class Loops(LoopBodies):
-    """Owns the traced loops of one `Trainer`.
+def flat_logs(logs):
+    """Nested dicts of logs merged into one, as Keras `fit` reports them (a compiled
+    model's `compile_metrics` result is a dict)."""
+    flat = {}
+    for name, value in logs.items():
+        if isinstance(value, dict):
+            flat.update(flat_logs(value))
+        else:
+            flat[name] = value
+    return flat
+
+
+class Loops:
+    """Builds, keeps and runs the traced loops of one `Trainer`.
 
     Args:
         model: the built model.
@@ -76,6 +67,8 @@ class Loops(LoopBodies):
     Attributes:
         trace_counts: how many times each step function was traced (in eager mode,
             how many times it ran).
+        execution_counts: how many executions ran, by `(kind, feed, XLA mode)`, e.g.
+            `("train", "super-batches", "per step")` (diagnostics and tests).
         guard: the `DivergenceGuard` holding the last finite state.
     """
 
@@ -86,7 +79,8 @@ class Loops(LoopBodies):
         self.run_eagerly = run_eagerly
         self._replicas = strategy.num_replicas_in_sync
         self._multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        self.trace_counts = {"train_step": 0, "test_step": 0, "predict_step": 0}
+        self.trace_counts = {f"{name}_step": 0 for name in KINDS}
+        self.execution_counts = collections.Counter()
         self._state = state
         self._guard = None
         self._functions = {}
@@ -99,7 +93,102 @@ class Loops(LoopBodies):
             self._guard = DivergenceGuard(self.model, self._state(), self.strategy)
         return self._guard
 
-    # ---- replica functions -------------------------------------------------------------
+    # ---- running an execution ---------------------------------------------------------
+
+    def run(self, kind, feed, first_step, num_steps, mode):
+        """Runs up to `num_steps` steps of `kind` from `feed`, starting at its step
+        `first_step`, in XLA `mode`; returns what `kind.finish` returns (its first
+        item is the number of steps run: fewer than asked when the data ran out or,
+        training, after a step whose loss was not finite)."""
+        out_spec = EAGER if self.run_eagerly else self._carried_spec(kind, feed)
+        if kind.checks_finite:
+            self.guard  # after the probe: a custom step's optimizers now exist
+        key = (kind.name, feed.key(mode))
+        if key not in self._functions:
+            body = functools.partial(self._loop, kind, feed, mode, out_spec)
+            if self.run_eagerly:
+                self._functions[key] = body
+            else:
+                signature = None if feed.signature is None else [
+                    *feed.signature, tf.TensorSpec([], tf.int32)]
+                self._functions[key] = tf.function(
+                    body, input_signature=signature,
+                    jit_compile=mode is XlaMode.WHOLE_LOOP, autograph=False)
+        self.execution_counts[(kind.name, key[1][0], mode.value)] += 1
+        return self._functions[key](*feed.arguments(first_step), tf.constant(num_steps))
+
+    # ---- the loop builder ---------------------------------------------------------------
+
+    def _loop(self, kind, feed, mode, out_spec, *arguments):
+        """The loop: elements of `feed` until `num_steps` steps, the data's end or
+        (training) a non-finite step, each step's results folded by `kind`."""
+        *feed_arguments, num_steps = arguments
+        run_steps = functools.partial(self._run_steps, kind, feed.sliced)
+
+        def body(step, finite, done, carry):
+            has_value, element = feed.next(feed_arguments, step, mode)
+
+            def run():
+                ran, finite_now, new_carry = feed.steps(element, step, num_steps, mode,
+                                                        run_steps, carry)
+                return step + ran, finite_now, tf.constant(False), new_carry
+
+            if has_value is True:
+                return run()
+            return tf.cond(has_value, run, lambda: (step, finite, tf.constant(True), carry))
+
+        def more(step, finite, done, _):
+            return tf.logical_and(tf.logical_and(step < num_steps, finite),
+                                  tf.logical_not(done))
+
+        state = (tf.constant(0), tf.constant(True), tf.constant(False),
+                 kind.initial(out_spec))
+        if self.run_eagerly:  # Python: the carry takes the first step's structure
+            while bool(more(*state)):
+                state = body(*state)
+        else:
+            state = tf.while_loop(more, body, state)
+        steps_run, finite, _, carry = state
+        return kind.finish(self, steps_run, finite, carry)
+
+    def _run_steps(self, kind, sliced, data, batch_at, count, carry, index, group_xla,
+                   step_xla):
+        """`count` steps of `kind` on `batch_at(data, j)`: the group compiled whole
+        with `group_xla`, each step alone with `step_xla`. Returns `(steps, finite,
+        carry)`; training stops after a non-finite step."""
+        if isinstance(count, int) and count == 1 and not group_xla:
+            return (1, *self._one_step(kind, sliced, batch_at(data, 0), carry, index,
+                                       step_xla))
+
+        def group(data, count, carry, index):
+            def body(j, finite, carry):
+                return (j + 1, *self._one_step(kind, sliced, batch_at(data, j), carry,
+                                               index + j, step_xla))
+
+            return tf.while_loop(lambda j, finite, _: tf.logical_and(j < count, finite),
+                                 body, (tf.constant(0), tf.constant(True), carry))
+
+        if group_xla and not self.run_eagerly:
+            key = ("xla-group", kind.name, batch_at, count)
+            if key not in self._functions:
+                self._functions[key] = tf.function(group, jit_compile=True, autograph=False)
+            group = self._functions[key]
+        return group(data, count, carry, index)
+
+    def _one_step(self, kind, sliced, batch, carry, index, xla):
+        """One step on every replica, folded into `carry`; returns `(finite, carry)`."""
+        replica = self._replica(kind, sliced)
+        if xla and not self.run_eagerly:
+            # Keyed by `sliced` too: a resident-arrays step and an iterator step of one
+            # kind are different functions, even where their specs match.
+            key = ("xla-step", kind.name, sliced)
+            if key not in self._functions:
+                self._functions[key] = tf.function(replica, jit_compile=True,
+                                                   autograph=False)
+            replica = self._functions[key]
+        return kind.fold(self, self.strategy.run(replica, args=(batch,)), carry, index)
+
+    # ---- replica functions --------------------------------------------------------------
 
     def _share(self, batch):
         """This replica's contiguous slice of a global batch (resident arrays)."""
@@ -124,30 +213,31 @@ class Loops(LoopBodies):
 
     def _replica(self, kind, sliced):
         """The function `strategy.run` calls for `kind` on a global or replica batch."""
-        step = getattr(self.steps, kind)
-        method = getattr(step, kind)
+        method = getattr(kind.step_of(self.steps), kind.name)
 
         def run(batch):
-            self.trace_counts[f"{kind}_step"] += 1
+            self.trace_counts[f"{kind.name}_step"] += 1
             if sliced:  # a global batch of resident arrays: take this replica's share
                 totals = _batch_totals(batch)
                 batch = self._share(batch)
             else:
                 totals = self._global_totals(batch)
-            if kind == "predict":
+            if not kind.carries_logs:
                 return method(batch)
             return method(batch, totals)
 
         return run
 
-    def _reduce_logs(self, logs):
+    # ---- what the reducers use (`steps.kinds`) --------------------------------------------
+
+    def reduce_logs(self, logs):
         """Per-replica step logs as one value each (the mean, as Keras `fit` reports)."""
         if self._replicas == 1:
             return logs
         return tf.nest.map_structure(
             lambda v: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None), logs)
 
-    def _finite(self, out, logs, step):
+    def finite(self, out, logs, step):
         """Whether a step's loss (default step) or its reduced logs are all finite."""
         if not step.reports_logs:
             if self._multi_worker:
@@ -158,12 +248,30 @@ class Loops(LoopBodies):
             logs = self.strategy.reduce(tf.distribute.ReduceOp.SUM, out["loss"], axis=None)
         return all_finite(logs)
 
-    # ---- structures of the model's own steps ------------------------------------------
+    def gathered(self, out):
+        """Per-replica outputs as global ones, in the batch's order."""
+        if self._replicas == 1:
+            return out
+        if not self._multi_worker:
+            # This process holds every replica's share, in order: concatenate them, as
+            # Keras `predict` does. A collective gather would fail where a smaller last
+            # batch changes the shapes it gathers ("Shape mismatch in the collective
+            # instance").
+            return tf.nest.map_structure(
+                lambda v: tf.concat(self.strategy.experimental_local_results(v), axis=0),
+                out)
+        return tf.nest.map_structure(lambda v: self.strategy.gather(v, axis=0), out)
+
+    def model_logs(self):
+        """The results of `model.metrics`, by name (dict results are merged in)."""
+        return self.model.get_metrics_result()
+
+    # ---- structures of the steps ----------------------------------------------------------
 
     def _probe(self, kind, spec, sliced):
         """The step of `kind` on batches of `spec`, traced once without running it (a
         concrete function, cached): its outputs' structure, its ops."""
-        key = (kind, _spec_key(spec))
+        key = (kind.name, sliced, spec_key(spec))
         if key not in self._probes:
             replica = self._replica(kind, sliced)
 
@@ -178,161 +286,20 @@ class Loops(LoopBodies):
             self.trace_counts.update(counts)  # a probe is not a trace of the loop
         return self._probes[key]
 
-    def structure(self, kind, spec, sliced):
-        """The `TensorSpec` structure a step returns for batches of `spec`.
-
-        Found by tracing the step once, without running it, so that the loops can
-        carry the step's logs (or collect its outputs) from their first iteration.
-        """
+    def _structure(self, kind, spec, sliced):
         outputs = self._probe(kind, spec, sliced).structured_outputs
         return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
 
-    def step_op_types(self, kind, spec, sliced):
-        """The TensorFlow op types of the step of `kind` (for the XLA policy), its
-        nested functions' included.
-
-        A model's own step is read whole (it is traced for its logs anyway). Of the
-        default step, the forward pass (its predict step) is enough, since what the
-        policy looks for, convolutions, shows there, and tracing it costs a fraction
-        of the training step with its gradients and updates.
-        """
-        if not getattr(self.steps, kind).reports_logs:
-            kind = "predict"
-        graph = self._probe(kind, spec, sliced).graph.as_graph_def()
-        types = {node.op for node in graph.node}
-        for function in graph.library.function:
-            types.update(node.op for node in function.node_def)
-        return types
-
-    # ---- cached loop functions --------------------------------------------------------
-
-    def tracing_count(self):
-        """How many traces the loops' functions have made so far (a call that adds one
-        timed a trace, not only steps)."""
-        return sum(function.experimental_get_tracing_count()
-                   for function in self._functions.values()
-                   if hasattr(function, "experimental_get_tracing_count"))
-
-    def _function(self, key, body, signature, jit_compile):
-        if key not in self._functions:
-            if self.run_eagerly:
-                self._functions[key] = body
-            else:
-                self._functions[key] = tf.function(
-                    body, input_signature=signature, jit_compile=bool(jit_compile),
-                    autograph=False)
-        return self._functions[key]
-
-    def train_arrays(self, data, order, first_step, num_steps, batch_size, jit_compile):
-        """Runs up to `num_steps` training steps over resident `data` in `order`.
-
-        Returns:
-            `(steps_run, finite, weights_finite, logs)`: the loop stops after a step
-            whose loss (or logs) is not finite; when all is finite, the guard's backup
-            was refreshed. `logs` is the model's step logs, or None for the default
-            step (read `model.metrics`).
-        """
-        if self.run_eagerly:
-            return self._eager("train", self._array_batches(data, order, first_step,
-                                                            batch_size), num_steps, True)
-        spec = data_spec(data)
-        key = ("train", "arrays", bool(jit_compile), _spec_key(spec))
-        logs_spec = self._logs_spec("train", spec, sliced=True)
-        self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._train_arrays_loop, bool(jit_compile), logs_spec)
-        signature = [spec, tf.TensorSpec([None], tf.int32)] + [INDEX_SPEC] * 3
-        loop = self._function(key, body, signature, jit_compile)
-        return loop(data, order, first_step, num_steps, batch_size)
-
-    def test_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
-        """Runs `num_steps` evaluation steps over resident `data`; returns the logs."""
-        if self.run_eagerly:
-            return self._eager("test", self._array_batches(data, None, first_step,
-                                                           batch_size), num_steps, True)[1]
-        spec = data_spec(data)
-        key = ("test", "arrays", bool(jit_compile), _spec_key(spec))
-        logs_spec = self._logs_spec("test", spec, sliced=True)
-        body = functools.partial(self._test_arrays_loop, bool(jit_compile), logs_spec)
-        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, jit_compile)
-        return loop(data, first_step, num_steps, batch_size)
-
-    def predict_arrays(self, data, first_step, num_steps, batch_size, jit_compile):
-        """Returns the outputs of `num_steps` prediction steps, concatenated."""
-        if self.run_eagerly:
-            return self._eager("predict", self._array_batches(data, None, first_step,
-                                                              batch_size), num_steps, True)[1]
-        spec = data_spec(data)
-        key = ("predict", "arrays", bool(jit_compile), _spec_key(spec))
-        out_spec = self.structure("predict", spec, sliced=True)
-        body = functools.partial(self._predict_arrays_loop, bool(jit_compile), out_spec)
-        # XLA on the step only (see `_predict_arrays_loop`).
-        loop = self._function(key, body, [spec] + [INDEX_SPEC] * 3, False)
-        return loop(data, first_step, num_steps, batch_size)
-
-    def train_iterator(self, iterator, num_steps, element_spec, jit_compile):
-        """Runs up to `num_steps` training steps on batches from `iterator`.
-
-        Returns:
-            `(steps_run, finite, weights_finite, logs)` as `train_arrays`; fewer steps
-            than asked (with `finite`) means the data ran out.
-        """
-        if self.run_eagerly:
-            return self._eager("train", _iterator_batches(iterator), num_steps, False)
-        key = ("train", "iterator", bool(jit_compile), _spec_key(element_spec))
-        logs_spec = self._logs_spec("train", element_spec, sliced=False)
-        self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._train_iterator_loop, bool(jit_compile), logs_spec)
-        loop = self._function(key, body, None, False)
-        return loop(iterator, tf.constant(num_steps))
-
-    def train_super_batches(self, iterator, num_steps, element_spec, size, jit_compile):
-        """`train_iterator` over an iterator of super-batches `(batches, lengths)` of up
-        to `size` of the batches of `element_spec` (`DatasetSource.use_super_batches`).
-        `num_steps` is a multiple of `size`, or the steps left in the pass."""
-        return self._super_batches("train", iterator, num_steps, element_spec, size,
-                                   jit_compile)
-
-    def test_super_batches(self, iterator, num_steps, element_spec, size, jit_compile):
-        """`test_iterator` over an iterator of super-batches; returns `(steps_run, logs)`."""
-        return self._super_batches("test", iterator, num_steps, element_spec, size,
-                                   jit_compile)
-
-    def _super_batches(self, kind, iterator, num_steps, element_spec, size, jit_compile):
-        key = (kind, "super-batches", size, _spec_key(element_spec), bool(jit_compile))
-        logs_spec = self._logs_spec(kind, element_spec, sliced=False)
-        if kind == "train":
-            self.guard  # after the probe: a custom step's optimizers now exist
-        body = functools.partial(self._super_batches_loop, kind, bool(jit_compile), logs_spec,
-                                 size)
-        loop = self._function(key, body, None, False)
-        return loop(iterator, tf.constant(num_steps))
-
-    def test_iterator(self, iterator, num_steps, element_spec, jit_compile):
-        """Runs up to `num_steps` evaluation steps; returns `(steps_run, logs)`."""
-        if self.run_eagerly:
-            return self._eager("test", _iterator_batches(iterator), num_steps, False)
-        key = ("test", "iterator", bool(jit_compile), _spec_key(element_spec))
-        logs_spec = self._logs_spec("test", element_spec, sliced=False)
-        body = functools.partial(self._test_iterator_loop, bool(jit_compile), logs_spec)
-        loop = self._function(key, body, None, False)
-        return loop(iterator, tf.constant(num_steps))
-
-    def predict_iterator(self, iterator, num_steps, element_spec, jit_compile):
-        """Returns `(steps_run, outputs)` of up to `num_steps` prediction steps."""
-        if self.run_eagerly:
-            return self._eager("predict", _iterator_batches(iterator), num_steps, False)
-        key = ("predict", "iterator", bool(jit_compile), _spec_key(element_spec))
-        out_spec = self.structure("predict", element_spec, sliced=False)
-        body = functools.partial(self._predict_iterator_loop, bool(jit_compile), out_spec)
-        loop = self._function(key, body, None, False)
-        return loop(iterator, tf.constant(num_steps))
-
-    def _logs_spec(self, kind, spec, sliced):
-        step = getattr(self.steps, kind)
-        if not step.reports_logs:
+    def _carried_spec(self, kind, feed):
+        """The structure a loop of `kind` carries: the step's outputs (prediction), a
+        model's own step logs (checked: a dict of scalars), or None (`model.metrics`).
+        Found by tracing the step once, without running it."""
+        if not kind.carries_logs:
+            return self._structure(kind, feed.element_spec, feed.sliced)
+        if not kind.step_of(self.steps).reports_logs:
             return None
-        logs = self.structure(kind, spec, sliced)
-        where = f"`{type(self.model).__name__}.{kind}_step`"
+        logs = self._structure(kind, feed.element_spec, feed.sliced)
+        where = f"`{type(self.model).__name__}.{kind.name}_step`"
         if not isinstance(logs, dict):
             raise ValueError(f"{where} must return a dict of scalars (its logs, e.g. "
                              f"{{'loss': loss}}); it returns {type(logs).__name__}")
@@ -344,85 +311,32 @@ class Loops(LoopBodies):
                     "metric")
         return logs
 
-    # ---- run_eagerly: one step at a time, in Python ------------------------------------
+    def check_logs(self, kind, source):
+        """Traces the model's own step of `kind` for `source` (without running it) and
+        checks that it returns a dict of scalars. (Eagerly, nothing is traced: the
+        step's Python runs only for real steps.)"""
+        if kind.carries_logs and not self.run_eagerly:
+            self._carried_spec(kind, source)
 
-    def _array_batches(self, data, order, first_step, batch_size):
-        size = tf.shape(tf.nest.flatten(data)[0])[0]
-        step = int(first_step)
-        while True:
-            start = step * int(batch_size)
-            stop = tf.minimum(start + batch_size, size if order is None else tf.shape(order)[0])
-            indices = tf.range(start, stop) if order is None else order[start:stop]
-            yield tf.nest.map_structure(lambda t: tf.gather(t, indices), data)
-            step += 1
+    def step_op_types(self, kind, source):
+        """The TensorFlow op types of the step of `kind` on `source`'s batches (for
+        the XLA policy), its nested functions' included.
 
-    def _eager(self, kind, batches, num_steps, sliced):
-        """Runs up to `num_steps` steps in Python (`run_eagerly`), for print / pdb.
-
-        Returns what the graph loops return: for "train" `(steps_run, finite,
-        weights_finite, logs)`, otherwise `(steps_run, logs or outputs)`.
+        A model's own step is read whole (it is traced for its logs anyway). Of the
+        default step, the forward pass (its predict step) is enough, since what the
+        policy looks for, convolutions, shows there, and tracing it costs a fraction
+        of the training step with its gradients and updates.
         """
-        step = getattr(self.steps, kind)
-        logs, outputs, steps_run, finite = {}, [], 0, tf.constant(True)
-        for _, batch in zip(range(int(num_steps)), batches):
-            out = self._step(kind, batch, sliced)
-            steps_run += 1
-            if kind == "predict":
-                outputs.append(self._gathered(out))
-                continue
-            if step.reports_logs:
-                logs = self._reduce_logs(out)
-            if kind == "train":
-                finite = self._finite(out, logs, step)
-                if not bool(finite):
-                    break
-        steps_run = tf.constant(steps_run)
-        if kind == "predict":
-            return steps_run, _concat_parts(outputs)
-        if kind == "train":
-            return self._finish_train(steps_run, finite, logs, None if not step.reports_logs
-                                      else logs)
-        return steps_run, (self.model_logs() if not step.reports_logs else logs)
+        if not kind.step_of(self.steps).reports_logs:
+            kind = KINDS["predict"]
+        graph = self._probe(kind, source.element_spec, source.sliced).graph.as_graph_def()
+        types = {node.op for node in graph.node}
+        for function in graph.library.function:
+            types.update(node.op for node in function.node_def)
+        return types
 
-    def check_logs(self, purpose, source):
-        """Traces the model's own step for `source` (without running it) and checks
-        that it returns a dict of scalars; `purpose` is "train", "test" or "predict".
-        (Eagerly, nothing is traced: the step's Python runs only for real steps.)"""
-        if purpose != "predict" and not self.run_eagerly:
-            self._logs_spec(purpose, source.element_spec, sliced=source.kind == "arrays")
-
-    # ---- loop bodies --------------------------------------------------------------------
-
-    # ---- logs ---------------------------------------------------------------------------
-
-    def model_logs(self):
-        """The results of `model.metrics`, by name (dict results are merged in)."""
-        return self.model.get_metrics_result()
-
-
-def flat_logs(logs):
-    """Nested dicts of logs merged into one, as Keras `fit` reports them (a compiled
-    model's `compile_metrics` result is a dict)."""
-    flat = {}
-    for name, value in logs.items():
-        if isinstance(value, dict):
-            flat.update(flat_logs(value))
-        else:
-            flat[name] = value
-    return flat
-
-
-def _iterator_batches(iterator):
-    while True:
-        optional = iterator.get_next_as_optional()
-        if not bool(optional.has_value()):
-            return
-        yield optional.get_value()
-
-
-def _concat_parts(parts):
-    if not parts:
-        return ()
-    return tf.nest.map_structure(lambda *p: tf.concat(p, axis=0), *parts)
-
-
+    def tracing_count(self):
+        """How many traces the loops' functions have made so far."""
+        return sum(function.experimental_get_tracing_count()
+                   for function in self._functions.values()
+                   if hasattr(function, "experimental_get_tracing_count"))

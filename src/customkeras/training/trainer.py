@@ -20,6 +20,7 @@ from customkeras.training.sources import ArrayCache, is_dataset_like, make_sourc
 from customkeras.training.sources.arrays import as_arrays
 from customkeras.training.sources import model_fit
 from customkeras.training.steps import make_steps, overrides
+from customkeras.training.steps.kinds import KINDS
 
 VALIDATION_NAMES = ("validation_data[0]", "validation_data[1]", "validation_data[2]")
 
@@ -160,6 +161,14 @@ class Trainer:
         return dict(self._controller.loops.trace_counts)
 
     @property
+    def execution_counts(self):
+        """How many graph executions ran, by `(kind, feed, XLA mode)`, e.g.
+        `{("train", "arrays", "whole loop"): 12}` (diagnostics: which path ran)."""
+        if self._controller is None:
+            return {}
+        return dict(self._controller.loops.execution_counts)
+
+    @property
     def xla_decisions(self):
         """`{kind: (uses_xla, reason)}` for the loop kinds run so far ("train",
         "test", "predict"): what `jit_compile` decided, and why."""
@@ -254,11 +263,11 @@ class Trainer:
                 validation_data, validation_batch_size or batch_size, validation_steps)
         controller = self._setup(train, "train")
         if validation is not None:
-            self._check(validation, "test")
+            model_fit.check_source(self.model, validation, "test")
             with self.strategy.scope():
-                controller.loops.check_logs("test", validation)
+                controller.loops.check_logs(KINDS["test"], validation)
         seed = self._coordinator.agree_on_fit(
-            _fingerprinted(train), _fingerprinted(validation), seed, epochs=epochs,
+            train.fingerprint, None if validation is None else validation.fingerprint, seed, epochs=epochs,
             batch_size=getattr(train, "batch_size", 0), shuffle=shuffle,
             initial_epoch=initial_epoch,
             steps_per_execution=0 if self._planner.adaptive else self.steps_per_execution)
@@ -300,7 +309,7 @@ class Trainer:
                              names=("x", "y", "sample_weight"), cache=self._arrays,
                              purpose="evaluate")
         controller = self._setup(source, "test")
-        self._coordinator.agree_on_evaluation(_fingerprinted(source),
+        self._coordinator.agree_on_evaluation(source.fingerprint,
                                               getattr(source, "batch_size", 0))
         callback_list = keras.callbacks.CallbackList(
             callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
@@ -391,7 +400,7 @@ class Trainer:
                 not overrides(self.model, "train_step"):
             raise ValueError("training needs an optimizer: pass one, "
                              "`Trainer(model, loss, optimizer)`, or compile the model with one")
-        self._check(source, purpose)
+        model_fit.check_source(self.model, source, purpose)
         # Idempotent: what the first call's data could not build (the compiled loss
         # after a `predict`) is built by a later call's.
         model_setup.build(self.model, source.element_spec, self.strategy)
@@ -406,48 +415,8 @@ class Trainer:
                 self.model, loops, self._planner, self._coordinator, self.strategy,
                 self.jit_compile, xla_allowed=not self._distributed)
         with self.strategy.scope():
-            self._controller.loops.check_logs(purpose, source)
+            self._controller.loops.check_logs(KINDS[purpose], source)
         return self._controller
-
-    def _check(self, source, purpose):
-        """Checks that the data's structure (and in-memory labels) fit the model."""
-        spec = source.element_spec
-        x_spec, y_spec, _ = keras.utils.unpack_x_y_sample_weight(spec)
-        if source.kind == "arrays":
-            x_label, y_label = (f"`{name}`" for name in source.names[:2])
-            shapes = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype),
-                                           source.x_arrays)
-        else:
-            x_label = f"the inputs of `{source.name}` (element spec {spec})"
-            shapes = x_spec
-        if overrides(self.model, f"{purpose}_step"):
-            return  # the model's own step decides what its data is (a GAN's is not x)
-        model_fit.check_inputs(self.model, shapes, x_label)
-        if purpose == "predict" or not compat.has_compiled_loss(self.model):
-            return
-        if y_spec is None:
-            what = f"{y_label} must be given" if source.kind == "arrays" else (
-                f"`{source.name}` must yield (x, y) or (x, y, sample_weight) batches; its "
-                f"element spec is {spec}")
-            raise ValueError(f"{what}: the model's compiled loss compares predictions "
-                             "with targets")
-        loss = getattr(self.model, "loss", None)
-        if tf.nest.is_nested(y_spec) or loss is None or isinstance(loss, (list, tuple, dict)):
-            return  # several outputs: Keras's compiled loss checks them
-        outputs = model_fit.output_spec(self.model, x_spec)
-        if tf.nest.is_nested(outputs):
-            return
-        loss = objectives.resolve_loss(loss)
-        if source.kind == "arrays":
-            model_fit.check_labels(loss, source.y_arrays, tuple(outputs.shape), y_label)
-            weights = source.sample_weight_arrays
-            if weights is not None and not tf.nest.is_nested(weights):
-                model_fit.check_sample_weights(weights, tuple(outputs.shape),
-                                               f"`{source.names[2]}`")
-        else:
-            model_fit.check_label_spec(
-                loss, y_spec, tuple(outputs.shape),
-                f"`{source.name}` (element spec {spec})")
 
     def _state(self):
         """Every variable training changes: the model's and every optimizer's."""
@@ -478,10 +447,3 @@ def _split_for_validation(x, y, sample_weight, validation_split):
     arrays = tuple(None if part is None else as_arrays(part, name) for part, name in
                    ((x, "x"), (y, "y"), (sample_weight, "sample_weight")))
     return compat.train_validation_split(arrays, validation_split=fraction)
-
-
-def _fingerprinted(source):
-    """What multi-worker runs compare: resident data (streamed data is per worker)."""
-    if source is None:
-        return None
-    return source.data if source.kind == "arrays" else ()

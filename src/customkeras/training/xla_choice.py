@@ -22,9 +22,30 @@ planned: the same data, seed and configuration give the same bits.
   step ran with XLA). That, too, is a property of the step's ops.
 """
 
+import enum
 import re
 
 import tensorflow as tf
+
+
+class XlaMode(enum.Enum):
+    """Where XLA compiles an execution of a loop: the one name for it in the engine.
+
+    * `NONE`: nothing is XLA-compiled;
+    * `PER_STEP`: each step is compiled alone, the loop around it is plain (a loop
+      that reads an iterator, or collects outputs in a `TensorArray`, which XLA
+      cannot compile or returns empty); a feed may compile a group of equal batches
+      as one (super-batches);
+    * `WHOLE_LOOP`: the `while` loop and its steps are compiled as one (resident
+      arrays, full batches of one static size).
+
+    The policy below decides whether a pass uses XLA at all; the feed
+    (`sources.feeds`) says which mode each of its steps runs in.
+    """
+
+    NONE = "none"
+    PER_STEP = "per step"
+    WHOLE_LOOP = "whole loop"
 
 # TensorFlow op types of convolutions (forward and gradients): "Conv2D", "Conv3D",
 # "Conv" (TF >= 2.16's N-d op), "Conv2DBackpropInput", "DepthwiseConv2dNative", ...

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from customkeras.training import compat
 from customkeras import _checks
+from customkeras.training.sources.feeds import ArrayFeed
 
 
 def as_arrays(value, name):
@@ -144,8 +145,10 @@ class ArraySource:
         num_samples, batch_size, steps_per_epoch: the pass's sizes.
     """
 
-    kind = "arrays"
+    sliced = True  # each replica takes its slice of a global batch, in-graph
     checkpointable = True  # an epoch's order is a function of (seed, epoch)
+    persistent_input = False  # no iterator carries on across epochs
+    iterator = None
 
     def __init__(self, x, y, sample_weight, *, batch_size, steps, names, cache, purpose,
                  class_weight=None):
@@ -176,6 +179,7 @@ class ArraySource:
         # step does not take its inputs for `(x, y)`), `(x, y)` or `(x, y, w)`.
         self.data = keras.utils.pack_x_y_sample_weight(x_t, y_t, w_t)
         self.purpose = purpose
+        self.name = x_name
 
     @staticmethod
     def _check_lengths(x, y, sample_weight, names):
@@ -212,7 +216,34 @@ class ArraySource:
         return tf.nest.map_structure(
             lambda t: tf.TensorSpec([None] + t.shape[1:], t.dtype), self.data)
 
+    @property
+    def fingerprint(self):
+        """What the workers of a multi-worker run compare: the resident data."""
+        return self.data
+
     def order(self, seed, epoch, shuffle):
         """The epoch's sample order as an int32 tensor (only the pass's samples)."""
         order = epoch_order(len(tf.nest.flatten(self.data)[0]), seed, epoch, shuffle)
         return tf.constant(order[:self.num_samples])
+
+    # ---- feeds (`feeds`): the source protocol the controller uses ----------------------
+
+    def prepare_fit(self, start_epoch, strategy, super_batches, steps_per_execution):
+        """Nothing to prepare: an epoch's order needs no earlier epoch."""
+
+    def epoch_feed(self, epoch, seed, shuffle, strategy):
+        """The feed of training epoch `epoch`: its order depends on `(seed, epoch)`."""
+        return ArrayFeed(self.data, self.order(seed, epoch, shuffle), self.batch_size,
+                         self.num_samples, self.steps_per_epoch)
+
+    def finish_epoch(self, feed, steps_run, ran_out, stopped, strategy):
+        """Returns whether the epoch ended short of `steps_per_epoch`: never."""
+        return False
+
+    def pass_feed(self, kind, strategy, super_batches=False, steps_per_execution=None):
+        """The feed of one evaluation or prediction pass, in the arrays' order."""
+        return ArrayFeed(self.data, None, self.batch_size, self.num_samples,
+                         self.steps_per_epoch, carries_logs=kind.carries_logs)
+
+    def finish_pass(self, feed):
+        """Nothing to let go of."""

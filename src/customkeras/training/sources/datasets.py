@@ -5,12 +5,12 @@ dataset yields `x`, `(x, y)` or `(x, y, sample_weight)` batches; an epoch is one
 or `steps_per_epoch` steps of an iterator that then carries on into the next epoch
 (for a repeated dataset or a generator); `shuffle` is ignored with a warning; a
 `PyDataset`'s `workers` / `use_multiprocessing` and `on_epoch_end` work as under `fit`.
-The iterator is consumed inside the traced loop (`loops.Loops.train_iterator`).
+The iterator is consumed inside the traced loop (a `feeds.IteratorFeed`).
 
 One `get_next` inside a traced loop costs more than the chapter's whole MLP step, so a
 training pass can read *super-batches* instead (`use_super_batches`): the user's batches
 `k` at a time with each batch's length beside them (`super_batches.py`), one `get_next`
-per `k` steps; the loop (`loops.Loops.train_super_batches`) runs the `k` steps of a super-batch
+per `k` steps; the loop (a `feeds.SuperBatchFeed`) runs the `k` steps of a super-batch
 in one XLA call. The batches, their order and the reshuffling pipeline's orders are
 those of the user's dataset (its iterators are made the same way, from one dataset).
 
@@ -30,6 +30,7 @@ from keras.utils import PyDataset
 
 from customkeras.training import compat
 from customkeras import _checks
+from customkeras.training.sources.feeds import IteratorFeed, SuperBatchFeed
 from customkeras.training.sources.iterator_release import release_later
 from customkeras.training.sources.super_batches import super_batched
 
@@ -95,7 +96,8 @@ class DatasetSource:
             cardinality), else None until a first pass has ended.
     """
 
-    kind = "iterator"
+    sliced = False  # a distributed dataset hands each replica its share
+    fingerprint = ()  # streamed data is per worker: nothing to compare
 
     def __init__(self, x, y, sample_weight, *, steps, shuffle, names, class_weight=None):
         x_name, y_name, w_name = names
@@ -147,6 +149,59 @@ class DatasetSource:
         self._datasets = {}
         self._already_made = 0
         self.super_batch = None
+
+    @property
+    def persistent_input(self):
+        """Whether one iterator carries on across epochs (`steps_per_epoch`)."""
+        return self.steps is not None
+
+    # ---- feeds (`feeds`): the source protocol the controller uses ----------------------
+
+    def _feed(self, iterator, total, super_batch):
+        if super_batch:
+            return SuperBatchFeed(iterator, self.element_spec, total, super_batch)
+        return IteratorFeed(iterator, self.element_spec, total)
+
+    def prepare_fit(self, start_epoch, strategy, super_batches, steps_per_execution):
+        """Before a `fit`'s first epoch: whether training reads super-batches
+        (`super_batches`: the controller allows them), and the iterators of the
+        epochs before `start_epoch` (a resumed run)."""
+        self.use_super_batches(self.super_batch_size(
+            steps_per_execution=steps_per_execution) if super_batches else None)
+        if start_epoch > 0:
+            self.fast_forward(start_epoch, strategy)
+
+    def epoch_feed(self, epoch, seed, shuffle, strategy):
+        """The feed of a training epoch (Keras's iterator rules: `begin_epoch`)."""
+        self.on_epoch_begin()
+        iterator = self.begin_epoch(strategy)
+        return self._feed(iterator, self.steps_this_epoch(), self.super_batch)
+
+    def finish_epoch(self, feed, steps_run, ran_out, stopped, strategy):
+        """After a training epoch of `steps_run` steps (`ran_out`: the data ended;
+        `stopped`: `model.stop_training` cut it, and its iterator stays where it is).
+        Returns whether it ended short of `steps_per_epoch`."""
+        self.on_epoch_end()
+        if stopped:
+            return False
+        if steps_run == 0:
+            raise ValueError(f"`{self.name}` yielded no batch: it must yield at least one "
+                             "per epoch (is it empty, or exhausted?)")
+        return self.end_epoch(steps_run, ran_out, strategy)
+
+    def pass_feed(self, kind, strategy, super_batches=False, steps_per_execution=None):
+        """The feed of one evaluation or prediction pass: a new iterator, of
+        super-batches where allowed and they apply (evaluation only)."""
+        self.on_epoch_begin()
+        size = self.super_batch_size(purpose="test", steps_per_execution=steps_per_execution
+                                     ) if super_batches and kind.carries_logs else None
+        # A known length (`steps`, or the data's) bounds the pass, as in Keras.
+        return self._feed(self.pass_iterator(strategy, size), self.steps_per_epoch, size)
+
+    def finish_pass(self, feed):
+        """After an evaluation or prediction pass: lets go of its iterator."""
+        self.on_epoch_end()
+        self.end_pass(feed.iterator)
 
     def super_batch_size(self, wanted=SUPER_BATCH, purpose="train",
                          steps_per_execution=None):

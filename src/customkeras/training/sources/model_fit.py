@@ -6,11 +6,14 @@ for in-memory labels, their values against a sparse loss. Each error names the
 argument (or the dataset's element spec) and what was expected.
 """
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from customkeras.training import compat
 from customkeras.training import objectives
+from customkeras.training.sources.arrays import ArraySource
+from customkeras.training.steps.model_step import overrides
 
 
 def _shape(spec):
@@ -156,3 +159,46 @@ def check_labels(loss, y, output_shape, label):
         raise ValueError(
             f"`{name}` must have shape {('n',) + output_shape[1:]} to match the model "
             f"output; received shape {label_shape}")
+
+
+def check_source(model, source, purpose):
+    """Checks that a source's structure (and in-memory labels) fit `model`'s
+    `purpose` step ("train", "test" or "predict"), before any step runs."""
+    spec = source.element_spec
+    in_memory = isinstance(source, ArraySource)
+    x_spec, y_spec, _ = keras.utils.unpack_x_y_sample_weight(spec)
+    if in_memory:
+        x_label, y_label = (f"`{name}`" for name in source.names[:2])
+        shapes = tf.nest.map_structure(lambda a: tf.TensorSpec(a.shape, a.dtype),
+                                       source.x_arrays)
+    else:
+        x_label = f"the inputs of `{source.name}` (element spec {spec})"
+        shapes = x_spec
+    if overrides(model, f"{purpose}_step"):
+        return  # the model's own step decides what its data is (a GAN's is not x)
+    check_inputs(model, shapes, x_label)
+    if purpose == "predict" or not compat.has_compiled_loss(model):
+        return
+    if y_spec is None:
+        what = f"{y_label} must be given" if in_memory else (
+            f"`{source.name}` must yield (x, y) or (x, y, sample_weight) batches; its "
+            f"element spec is {spec}")
+        raise ValueError(f"{what}: the model's compiled loss compares predictions "
+                         "with targets")
+    loss = getattr(model, "loss", None)
+    if tf.nest.is_nested(y_spec) or loss is None or isinstance(loss, (list, tuple, dict)):
+        return  # several outputs: Keras's compiled loss checks them
+    outputs = output_spec(model, x_spec)
+    if tf.nest.is_nested(outputs):
+        return
+    loss = objectives.resolve_loss(loss)
+    if in_memory:
+        check_labels(loss, source.y_arrays, tuple(outputs.shape), y_label)
+        weights = source.sample_weight_arrays
+        if weights is not None and not tf.nest.is_nested(weights):
+            check_sample_weights(weights, tuple(outputs.shape),
+                                           f"`{source.names[2]}`")
+    else:
+        check_label_spec(
+            loss, y_spec, tuple(outputs.shape),
+            f"`{source.name}` (element spec {spec})")

@@ -2,7 +2,7 @@
 
 A super-batch is `(batches, lengths)`: `k'` ≤ `k` of the user's batches stacked, padded
 to the longest, and each one's length; the training loop runs the `k` steps of a full
-one of equal batches in one XLA call (`loops.Loops.train_super_batches`).
+one of equal batches in one XLA call (`feeds.SuperBatchFeed`).
 
 Two ways to build them, the batches and their order being the user's either way:
 
