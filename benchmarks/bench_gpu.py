@@ -282,6 +282,11 @@ def prepare(args):
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the children run on the CPU
         if args.data_dir is None:  # random data: no time spent reading and checking files
             os.environ.pop("CUSTOMKERAS_DATA_DIR", None)
+        # Its figures measure nothing, so XLA need not optimise the code it compiles: the
+        # CPU compiles of the XLA contenders are most of a tiny run's time.
+        os.environ["XLA_FLAGS"] = " ".join(filter(None, [
+            os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0",
+            "--xla_llvm_disable_expensive_passes=true"]))
         args.quick = args.shared_processes = True
         if not _given("--rounds"):
             args.rounds = 1
