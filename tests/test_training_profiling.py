@@ -54,18 +54,21 @@ def _profiled_steps(space):
                   if name == "Profiled batch")
 
 
-def _fit_profiled(log_dir, fit_with="trainer", jit_compile=False, epochs=1, callbacks=()):
+def _fit_profiled(log_dir, fit_with="trainer", jit_compile=False, epochs=1, callbacks=(),
+                  steps_per_execution="auto"):
     x, y = _data()
     model = _model()
     board = keras.callbacks.TensorBoard(str(log_dir), profile_batch=(3, 5), write_graph=False)
     if fit_with == "keras":
         model.compile(loss="sparse_categorical_crossentropy", optimizer="sgd",
-                      jit_compile=jit_compile)
+                      jit_compile=jit_compile,
+                      steps_per_execution=1 if steps_per_execution == "auto"
+                      else steps_per_execution)
         model.fit(x, y, batch_size=BATCH, epochs=epochs, callbacks=[board, *callbacks],
                   shuffle=False, verbose=0)
     else:
         trainer = Trainer(model, "sparse_categorical_crossentropy", "sgd",
-                          jit_compile=jit_compile)
+                          jit_compile=jit_compile, steps_per_execution=steps_per_execution)
         trainer.fit(x, y, batch_size=BATCH, epochs=epochs, callbacks=[board, *callbacks],
                     shuffle=False, verbose=0, seed=0)
 
@@ -98,6 +101,16 @@ def test_profile_marks_the_same_batches_as_keras_fit(tmp_path):
     _fit_profiled(tmp_path / "keras", fit_with="keras")
     assert _profiled_steps(_profile(tmp_path / "trainer")[1]) == \
         _profiled_steps(_profile(tmp_path / "keras")[1]) == [2, 3, 4]
+
+
+def test_with_a_fixed_steps_per_execution_the_profile_counts_executions_as_keras(tmp_path):
+    # Keras calls batch hooks once per execution of `steps_per_execution` steps: batches
+    # 3 to 5 of the callback are executions 3 to 5, steps 8 to 19 (each marked at its
+    # first step). The Trainer's multi-step loop is what gets profiled.
+    _fit_profiled(tmp_path / "trainer", steps_per_execution=4)
+    _fit_profiled(tmp_path / "keras", fit_with="keras", steps_per_execution=4)
+    assert _profiled_steps(_profile(tmp_path / "trainer")[1]) == \
+        _profiled_steps(_profile(tmp_path / "keras")[1]) == [8, 12, 16]
 
 
 class _Executions(keras.callbacks.Callback):
