@@ -42,10 +42,8 @@ def _report_modules():
     return _report_gpu, report
 
 
-@pytest.fixture(scope="module")
-def dry_run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("bench-gpu") / "gpu.json"
-    results_before = RESULTS.stat().st_mtime_ns if RESULTS.exists() else None
+def _run_dry_run(output):
+    """Runs `bench_gpu.py --dry-run`; returns its report, stdout, wall and CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(SCRIPT), "--dry-run", "--output", str(output)],
@@ -56,13 +54,10 @@ def dry_run(tmp_path_factory):
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert done.returncode == 0, done.stderr[-3000:]
     print(f"bench_gpu.py --dry-run: {wall:.0f} s wall, {cpu:.0f} s CPU")
-    return {"report": json.loads(output.read_text()), "stdout": done.stdout, "wall": wall,
-            "cpu": cpu, "results_before": results_before}
+    return json.loads(output.read_text()), done.stdout, wall, cpu
 
 
-@pytest.mark.slow
-def test_dry_run_runs_every_workload_and_contender_on_the_cpu(dry_run):
-    report = dry_run["report"]
+def _check_structure(report):
     assert report["script"] == "bench_gpu.py"
     assert report["quick"] is True and report["dry_run"] is True
     assert set(report["workloads"]) == WORKLOADS
@@ -78,9 +73,8 @@ def test_dry_run_runs_every_workload_and_contender_on_the_cpu(dry_run):
             for key in ("wall_seconds", "steady_steps_per_s"):
                 assert math.isfinite(result[key]) and result[key] > 0, (name, contender, key)
         # The Trainer says which loops ran XLA and why: keyed to the device it ran on.
-        assert workload["contenders"]["trainer"]["xla"]["train"].startswith("auto: a CPU") or \
-            workload["contenders"]["trainer"]["xla"]["train"].startswith(
-                "auto: convolutions on a CPU")
+        assert workload["contenders"]["trainer"]["xla"]["train"].startswith(
+            ("auto: a CPU", "auto: convolutions on a CPU"))
     resnet = report["workloads"]["resnet"]["contenders"]
     assert resnet["trainer"]["xla"]["train"] == "auto: convolutions on a CPU (Conv2D)"
     assert resnet["trainer_no_xla"]["xla"]["train"] == "jit_compile=False"
@@ -89,9 +83,7 @@ def test_dry_run_runs_every_workload_and_contender_on_the_cpu(dry_run):
     assert resnet["tf_fit_spe32_xla"]["jit_compile"] is True
 
 
-@pytest.mark.slow
-def test_dry_run_ratios_are_finite_and_match_the_figures(dry_run):
-    report = dry_run["report"]
+def _check_ratios(report):
     assert set(report["ratios"]) == WORKLOADS
     for name, ratios in report["ratios"].items():
         contenders = report["workloads"][name]["contenders"]
@@ -102,17 +94,22 @@ def test_dry_run_ratios_are_finite_and_match_the_figures(dry_run):
                                           / contenders[peer]["steady_steps_per_s"])
 
 
+# One test (not several sharing a fixture): under `pytest -n 2` each worker would run
+# the dry run again.
 @pytest.mark.slow
-def test_dry_run_is_fast_writes_no_results_and_says_it_measures_nothing(dry_run):
-    assert dry_run["cpu"] < CPU_SECONDS, f"{dry_run['cpu']:.0f} s of CPU"
+def test_dry_run_runs_everything_on_the_cpu_quickly_and_writes_no_results(tmp_path):
+    results_before = RESULTS.stat().st_mtime_ns if RESULTS.exists() else None
+    report, stdout, wall, cpu = _run_dry_run(tmp_path / "gpu.json")
+    _check_structure(report)
+    _check_ratios(report)
+    assert cpu < CPU_SECONDS, f"{cpu:.0f} s of CPU ({wall:.0f} s wall)"
     after = RESULTS.stat().st_mtime_ns if RESULTS.exists() else None
-    assert after == dry_run["results_before"]  # benchmarks/results/gpu.json untouched
-    assert "Dry run (`--dry-run`)" in dry_run["stdout"] and "measure nothing" in \
-        dry_run["stdout"]
-    _report_gpu, report = _report_modules()
-    # The README's block: a dry run is no GPU figure.
-    assert report.render_report(dry_run["report"]).startswith("**Dry run")
-    assert _report_gpu.readme_block(dry_run["report"]).startswith("No GPU figures yet")
+    assert after == results_before  # benchmarks/results/gpu.json untouched
+    assert "Dry run (`--dry-run`)" in stdout and "measure nothing" in stdout
+    _report_gpu, report_module = _report_modules()
+    # A dry run is no GPU figure: the README's block says there are none yet.
+    assert report_module.render_report(report).startswith("**Dry run")
+    assert _report_gpu.readme_block(report).startswith("No GPU figures yet")
 
 
 def test_readme_block_without_results_says_no_gpu_figures_yet(tmp_path):
