@@ -13,7 +13,8 @@ export CUSTOMKERAS_DATA_DIR ?= $(abspath $(SHARED_DATA))
 endif
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install train test bench bench-quick bench-report bench-distribute bench-startup clean
+.PHONY: install install-gpu train test bench bench-quick bench-report bench-distribute bench-startup \
+	bench-gpu clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +62,20 @@ bench-report:
 bench-distribute: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_distribute.py
 	$(BIN)/python benchmarks/report.py
+
+# The GPU's run: on one NVIDIA GPU, at most 8 minutes, no network (install the CUDA builds
+# once with `make install-gpu`, which needs it); benchmarks/results/gpu.json, then the
+# README's tables. ARGS=--dry-run: the same script on the CPU at tiny sizes (under 2 minutes
+# on 2 quiet cores), results in a temporary file: no CUDA build needed for that.
+bench-gpu: install $(VENV)/.bench-installed
+	$(BIN)/python benchmarks/bench_gpu.py $(ARGS)
+	$(BIN)/python benchmarks/report.py
+
+$(VENV)/.gpu-installed: pyproject.toml | $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,gpu]"
+	touch $@
+
+install-gpu: install $(VENV)/.gpu-installed
 
 # `customkeras --help` and usage errors, whole processes: before (git cb355b8) and after.
 bench-startup: install

@@ -9,6 +9,11 @@ becomes an `{"unavailable": "<error>"}` row: the run goes on, and the table says
 Contenders run in rounds (A B C ... A B C ...), so a slow spell of the shared machine
 hits every contender alike; each figure keeps its best round (other processes only ever
 slow a run down), test accuracies are averaged over the rounds' shuffle seeds.
+
+Two options bound a run: `--budget SECONDS` (contenders not started in time are recorded
+as not run, and each child's timeout is cut to what is left), and `--shared-processes`
+(each round runs all contenders of one Keras backend in one process: much faster to start,
+for smoke tests; their peak RSS and caches are then shared, so they measure nothing).
 """
 
 import argparse
@@ -152,29 +157,47 @@ def guarded(function, *args, **kwargs):
 # --- child processes --------------------------------------------------------------------
 
 def child_main(contenders, workload, contender, settings):
-    """Runs one contender in this process and prints its result for the parent."""
+    """Runs one contender in this process and prints its result for the parent (one
+    marker line: a process of `--shared-processes` prints one per contender, in order)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     _, function = contenders[workload][contender]
+    cpu = time.process_time()
     result = guarded(function, settings)
+    result["cpu_seconds"] = round(time.process_time() - cpu, 2)  # all threads' CPU time
     result["peak_rss_mb"] = peak_rss_mb()
     result["data"] = _data_source
     print(_MARKER + json.dumps(result), flush=True)
 
 
 def _run_child(script, workload, contender, backend, settings, timeout):
+    """Runs one contender in a child process; returns its result."""
+    return _run_children(script, [(workload, contender)], backend, [settings], timeout)[0]
+
+
+def _run_children(script, jobs, backend, settings, timeout):
+    """Runs `jobs` (`[(workload, contender)]`, with their `settings`) in one child
+    process; returns their results in order."""
     environment = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    command = [sys.executable, str(script), "--child", workload, contender,
-               "--settings", json.dumps(settings)]
+    if len(jobs) == 1:
+        command = [sys.executable, str(script), "--child", *jobs[0],
+                   "--settings", json.dumps(settings[0])]
+    else:
+        command = [sys.executable, str(script), "--children", json.dumps(jobs),
+                   "--settings", json.dumps(settings)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=environment,
                               timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"unavailable": f"timed out after {timeout} s"}
-    for line in reversed(done.stdout.splitlines()):
-        if line.startswith(_MARKER):
-            return json.loads(line[len(_MARKER):])
-    last = (done.stderr.strip().splitlines() or [""])[-1]
-    return {"unavailable": f"process exited with status {done.returncode}: {last}"[:300]}
+        stdout, failure = done.stdout, None
+    except subprocess.TimeoutExpired as error:
+        # The contenders that finished before the timeout keep their results.
+        stdout = error.stdout.decode() if isinstance(error.stdout, bytes) else error.stdout or ""
+        failure = {"unavailable": f"timed out after {timeout} s"}
+    results = [json.loads(line[len(_MARKER):]) for line in stdout.splitlines()
+               if line.startswith(_MARKER)]
+    if len(results) < len(jobs) and failure is None:
+        last = (done.stderr.strip().splitlines() or [""])[-1]
+        failure = {"unavailable": f"process exited with status {done.returncode}: {last}"[:300]}
+    return results[:len(jobs)] + [failure] * (len(jobs) - len(results))
 
 
 def _combine(rounds):
@@ -207,7 +230,7 @@ def _combine(rounds):
 
 # --- the parent -------------------------------------------------------------------------
 
-def parse_args(description, contenders, default_output):
+def parse_args(description, contenders, default_output, add_options=None):
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true",
                         help="smoke-test settings (1-2 epochs on a few samples, 1 round); "
@@ -222,8 +245,18 @@ def parse_args(description, contenders, default_output):
     parser.add_argument("--output", type=pathlib.Path, default=None,
                         help=f"results file (default {default_output.relative_to(RESULTS_DIR.parent.parent)})")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per contender run")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="seconds for the whole run: contenders not started by then are "
+                             "recorded as not run, and a child's timeout is cut to what is "
+                             "left (default: no limit)")
+    parser.add_argument("--shared-processes", action="store_true",
+                        help="run each round's contenders of one Keras backend in one process "
+                             "(a smoke test: they share caches and peak RSS)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--children", help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
+    if add_options is not None:
+        add_options(parser)
     args = parser.parse_args()
     if args.rounds is None:
         args.rounds = 1 if args.quick else 2
@@ -233,7 +266,8 @@ def parse_args(description, contenders, default_output):
     return args
 
 
-def run_benchmark(script, description, contenders, settings_for, default_output):
+def run_benchmark(script, description, contenders, settings_for, default_output,
+                  add_options=None, prepare=None):
     """Parses the command line, runs the contenders in rounds and merges the results file.
 
     Args:
@@ -243,12 +277,23 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
             returns a dict of figures.
         settings_for: `settings_for(workload, quick) -> dict` (JSON-serialisable).
         default_output: Path of the results file.
+        add_options: None, or `add_options(parser)` adding the script's own options to
+            the `argparse` parser. Defaults to None.
+        prepare: None, or `prepare(args)`, called in the parent only, before any
+            contender runs: it may change `args` or exit. Defaults to None.
     """
-    args = parse_args(description, contenders, default_output)
+    args = parse_args(description, contenders, default_output, add_options)
     if args.child:
         workload, contender = args.child
         child_main(contenders, workload, contender, json.loads(args.settings))
         return
+    if args.children:
+        for (workload, contender), settings in zip(json.loads(args.children),
+                                                   json.loads(args.settings), strict=True):
+            child_main(contenders, workload, contender, settings)
+        return
+    if prepare is not None:
+        prepare(args)
     workloads = args.workload or list(contenders)
     known = {name for workload in workloads for name in contenders[workload]}
     unknown = sorted(set(args.only or ()) - known)
@@ -256,30 +301,21 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
         sys.exit(f"--only: no contender named {', '.join(unknown)} in workloads "
                  f"{', '.join(workloads)}; expected one of {', '.join(sorted(known))}")
     report = _load(args.output, args.quick)
+    report["script"] = pathlib.Path(script).name  # which benchmark wrote the file
+    plan = []
     for workload in workloads:
         settings = dict(settings_for(workload, args.quick), data_dir=args.data_dir)
         names = [n for n in contenders[workload] if not args.only or n in args.only]
-        if not names:
-            continue
-        rounds = {name: [] for name in names}
-        started = time.perf_counter()
-        for round_index in range(args.rounds):
-            for name in names:
-                backend, _ = contenders[workload][name]
-                print(f"[bench] {workload} / {name} (round {round_index + 1}/{args.rounds}) ...",
-                      file=sys.stderr, flush=True)
-                stolen = _stolen_cpu_seconds()
-                result = _run_child(script, workload, name, backend,
-                                    dict(settings, seed=round_index), args.timeout)
-                if stolen is not None and "unavailable" not in result:
-                    result["stolen_cpu_seconds"] = round(_stolen_cpu_seconds() - stolen, 2)
-                if "unavailable" in result:
-                    print(f"[bench]   unavailable: {result['unavailable']}", file=sys.stderr)
-                rounds[name].append(result)
+        if names:
+            plan.append((workload, settings, names))
+    deadline = None if args.budget is None else time.perf_counter() + args.budget
+    run = _shared_rounds if args.shared_processes else _separate_rounds
+    for workload, settings, rounds, seconds in run(script, contenders, plan, args, deadline):
         entry = report["workloads"].setdefault(workload, {"contenders": {}})
         entry.update(date=_now(), settings=settings, rounds=args.rounds,
-                     seconds=round(time.perf_counter() - started, 1),
-                     load_average_at_end=os.getloadavg())
+                     seconds=round(seconds, 1), load_average_at_end=os.getloadavg())
+        if args.shared_processes:
+            entry["shared_processes"] = True
         entry.setdefault("contenders", {}).update(
             {name: _combine(results) for name, results in rounds.items()})
         _write(args.output, report)
@@ -290,6 +326,63 @@ def run_benchmark(script, description, contenders, settings_for, default_output)
         sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
         import report as report_module
     print(report_module.render_file(args.output))
+
+
+def _separate_rounds(script, contenders, plan, args, deadline):
+    """Yields `(workload, settings, {contender: [round results]}, seconds)`, each
+    contender of each round in a process of its own."""
+    for workload, settings, names in plan:
+        rounds = {name: [] for name in names}
+        started = time.perf_counter()
+        for round_index in range(args.rounds):
+            for name in names:
+                print(f"[bench] {workload} / {name} (round {round_index + 1}/{args.rounds}) ...",
+                      file=sys.stderr, flush=True)
+                rounds[name] += _children(script, [(workload, name)], contenders[workload][name][0],
+                                          [dict(settings, seed=round_index)], args, deadline)
+        yield workload, settings, rounds, time.perf_counter() - started
+
+
+def _shared_rounds(script, contenders, plan, args, deadline):
+    """As `_separate_rounds`, each round's contenders of one backend in one process."""
+    rounds = {(workload, name): [] for workload, _, names in plan for name in names}
+    started = time.perf_counter()
+    for round_index in range(args.rounds):
+        by_backend = {}
+        for workload, settings, names in plan:
+            for name in names:
+                by_backend.setdefault(contenders[workload][name][0], []).append(
+                    ((workload, name), dict(settings, seed=round_index)))
+        for backend, jobs in by_backend.items():
+            print(f"[bench] {len(jobs)} contenders on {backend} in one process (round "
+                  f"{round_index + 1}/{args.rounds}) ...", file=sys.stderr, flush=True)
+            results = _children(script, [job for job, _ in jobs], backend,
+                                [settings for _, settings in jobs], args, deadline)
+            for (job, _), result in zip(jobs, results, strict=True):
+                rounds[job].append(result)
+    seconds = time.perf_counter() - started
+    for workload, settings, names in plan:
+        yield workload, settings, {name: rounds[(workload, name)] for name in names}, seconds
+
+
+def _children(script, jobs, backend, settings, args, deadline):
+    """`_run_children` within the `--budget`: jobs it leaves no time for are not run."""
+    timeout = args.timeout
+    if deadline is not None:
+        left = int(deadline - time.perf_counter())
+        if left < 1:
+            print("[bench]   not run: the budget is spent", file=sys.stderr)
+            return [{"unavailable": f"not run: the --budget of {args.budget:g} s was spent"}
+                    ] * len(jobs)
+        timeout = min(timeout, left)
+    stolen = _stolen_cpu_seconds()
+    results = _run_children(script, jobs, backend, settings, timeout)
+    for result in results:
+        if "unavailable" in result:
+            print(f"[bench]   unavailable: {result['unavailable']}", file=sys.stderr)
+        elif stolen is not None and len(jobs) == 1:
+            result["stolen_cpu_seconds"] = round(_stolen_cpu_seconds() - stolen, 2)
+    return results
 
 
 def _stolen_cpu_seconds():

@@ -65,6 +65,35 @@ def cnn():
     ])
 
 
+def resnet(width=32, blocks_per_stage=2, image_shape=(32, 32, 3), classes=10, stages=3):
+    """A small ResNet-style CNN (a stem, `stages` stages of residual blocks of two 3x3
+    convolutions with batch normalization, of `width`, 2x, 4x ... filters, each stage
+    after the first halving the resolution; global average pooling): a step dominated
+    by convolutions, for a compute-bound benchmark."""
+    import keras
+
+    set_random_seed(SEED)
+    layers = keras.layers
+    inputs = keras.Input(image_shape)
+    x = layers.Conv2D(width, 3, padding="same", use_bias=False)(inputs)
+    x = layers.Activation("relu")(layers.BatchNormalization()(x))
+    for stage in range(stages):
+        filters = width * 2 ** stage
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 0 and block == 0 else 1
+            shortcut = x
+            y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False)(x)
+            y = layers.Activation("relu")(layers.BatchNormalization()(y))
+            y = layers.Conv2D(filters, 3, padding="same", use_bias=False)(y)
+            y = layers.BatchNormalization()(y)
+            if strides != 1 or shortcut.shape[-1] != filters:
+                shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
+                shortcut = layers.BatchNormalization()(shortcut)
+            x = layers.Activation("relu")(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(classes, activation="softmax")(x))
+
+
 def nadam():
     import keras
 

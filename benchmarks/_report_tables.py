@@ -11,6 +11,7 @@ LABELS = {
     "jax_optax": "hand-written JAX + optax `lax.fori_loop`",
     "eager_loop": "the chapter's eager loop (13a as written)",
     "trainer": "`Trainer`",
+    "trainer_no_xla": "`Trainer(jit_compile=False)`",
     "trainer_dataset": "`Trainer`, the tf.data pipeline",
     "trainer_arrays": "`Trainer`, resident arrays (no tf.data)",
     "trainer_stream": "`Trainer`, TFRecord shards (`stream_fashion_mnist`)",

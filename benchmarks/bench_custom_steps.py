@@ -23,7 +23,7 @@ import pathlib
 
 import _models
 from _harness import BATCH_SIZE, RESULTS_DIR, load_data, run_benchmark
-from bench_training import drive, keras_train
+from bench_training import drive, keras_train, xla_reasons
 
 RESULTS = RESULTS_DIR / "custom_steps.json"
 
@@ -58,18 +58,21 @@ def trainer_custom_step(settings):
     return result
 
 
-def fit_gan(settings, steps_per_execution=1):
+def fit_gan(settings, steps_per_execution=1, jit_compile="auto"):
     (x_train, _), _, _ = load_data(settings)
     model = _models.gan()
     _models.set_random_seed(settings["seed"])
 
     def setup():
-        _models.compile_gan(model, steps_per_execution=steps_per_execution)
+        _models.compile_gan(model, steps_per_execution=steps_per_execution,
+                            jit_compile=jit_compile)
         return lambda epochs, initial_epoch, callbacks: model.fit(
             x_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
             callbacks=callbacks, verbose=0)
 
-    return drive(setup, settings, len(x_train))
+    result = drive(setup, settings, len(x_train))
+    result["jit_compile"] = bool(model.jit_compile)
+    return result
 
 
 def trainer_gan(settings):
@@ -79,14 +82,19 @@ def trainer_gan(settings):
     model = _models.gan()
     _models.set_random_seed(settings["seed"])
 
+    trainer = None
+
     def setup():
+        nonlocal trainer
         _models.compile_gan(model)
         trainer = Trainer(model)
         return lambda epochs, initial_epoch, callbacks: trainer.fit(
             x_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
             seed=settings["seed"], callbacks=callbacks, verbose=0)
 
-    return drive(setup, settings, len(x_train))
+    result = drive(setup, settings, len(x_train))
+    result["xla"] = xla_reasons(trainer)
+    return result
 
 
 CONTENDERS = {

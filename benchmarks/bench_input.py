@@ -19,7 +19,7 @@ import pathlib
 import _harness
 import _models
 from _harness import BATCH_SIZE, RESULTS_DIR, load_data, run_benchmark
-from bench_training import drive, trainer_train
+from bench_training import drive, trainer_train, xla_reasons
 
 RESULTS = RESULTS_DIR / "input_pipeline.json"
 SHUFFLE_BUFFER = 10_000
@@ -61,19 +61,21 @@ def inputs(settings, streamed):
             len(x_train))
 
 
-def fit_dataset(settings, jit_compile="auto", streamed=False):
+def fit_dataset(settings, jit_compile="auto", streamed=False, steps_per_execution=32):
+    """Keras `fit` on the pipeline (or the stream), on whichever backend this process runs."""
     dataset, test, n_train = inputs(settings, streamed)
     model = _models.mlp()
     _models.set_random_seed(settings["seed"])
 
     def setup():
         model.compile(_models.nadam(), _models.LOSS, metrics=["accuracy"],
-                      steps_per_execution=32, jit_compile=jit_compile)
+                      steps_per_execution=steps_per_execution, jit_compile=jit_compile)
         return lambda epochs, initial_epoch, callbacks: model.fit(
             dataset, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
 
     result = drive(setup, settings, n_train)
     result["test_accuracy"] = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    result["jit_compile"] = bool(model.jit_compile)
     return result
 
 
@@ -93,6 +95,7 @@ def trainer_dataset(settings, streamed=False):
 
     result = drive(setup, settings, n_train)
     result["test_accuracy"] = trainer.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    result["xla"] = xla_reasons(trainer)
     return result
 
 

@@ -56,7 +56,7 @@ def settings_for(workload, quick):
     return settings
 
 
-def drive(setup, settings, n_train):
+def drive(setup, settings, n_train, batch_size=BATCH_SIZE):
     """Times `setup()` then the epochs: one `fit` call, or one call per epoch.
 
     `setup()` compiles or wraps the model and returns `fit(epochs, initial_epoch,
@@ -76,18 +76,20 @@ def drive(setup, settings, n_train):
         fit(epochs, 0, [timer])
     wall = time.perf_counter() - start
     result = training_figures(wall, call_seconds if settings.get("per_epoch_calls")
-                              else timer.seconds, steps_per_epoch(n_train))
+                              else timer.seconds, steps_per_epoch(n_train, batch_size))
     if settings.get("per_epoch_calls"):
         result["fit_epoch_seconds"] = [round(s, 4) for s in timer.seconds]
     return result
 
 
-def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_models.mlp):
-    """Keras `fit` on whichever backend this process runs."""
+def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_models.mlp,
+                load=load_data, batch_size=BATCH_SIZE):
+    """Keras `fit` on whichever backend this process runs; `load(settings, tensorflow)`
+    gives the data's three splits (default: Fashion-MNIST, `_harness.load_data`)."""
     import keras
 
     tensorflow = keras.backend.backend() == "tensorflow"
-    (x_train, y_train), validation, test = load_data(settings, tensorflow)
+    (x_train, y_train), validation, test = load(settings, tensorflow)
     model = build()
     _models.set_random_seed(settings["seed"])  # drives fit's shuffling
 
@@ -95,36 +97,47 @@ def keras_train(settings, steps_per_execution=1, jit_compile="auto", build=_mode
         model.compile(_models.nadam(), _models.LOSS, metrics=["accuracy"],
                       steps_per_execution=steps_per_execution, jit_compile=jit_compile)
         return lambda epochs, initial_epoch, callbacks: model.fit(
-            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
+            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
             validation_data=validation if settings.get("validation") else None,
             callbacks=callbacks, verbose=0)
 
-    result = drive(setup, settings, len(x_train))
-    result["test_accuracy"] = model.evaluate(*test, batch_size=BATCH_SIZE, verbose=0,
+    result = drive(setup, settings, len(x_train), batch_size)
+    result["test_accuracy"] = model.evaluate(*test, batch_size=batch_size, verbose=0,
                                              return_dict=True)["accuracy"]
+    result["jit_compile"] = bool(model.jit_compile)  # what Keras resolved "auto" to here
     return result
 
 
-def trainer_train(settings, build=_models.mlp):
+def trainer_train(settings, build=_models.mlp, load=load_data, batch_size=BATCH_SIZE,
+                  jit_compile="auto"):
+    """`Trainer.fit` (with its defaults but `jit_compile`); `load` as for `keras_train`."""
     from customkeras.training import Trainer
 
-    (x_train, y_train), validation, test = load_data(settings)
+    (x_train, y_train), validation, test = load(settings, True)
     model = build()
     trainer = None
 
     def setup():
         nonlocal trainer
-        trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"])
+        trainer = Trainer(model, _models.LOSS, _models.nadam(), metrics=["accuracy"],
+                          jit_compile=jit_compile)
         return lambda epochs, initial_epoch, callbacks: trainer.fit(
-            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=BATCH_SIZE,
+            x_train, y_train, epochs=epochs, initial_epoch=initial_epoch, batch_size=batch_size,
             validation_data=validation if settings.get("validation") else None,
             seed=settings["seed"], callbacks=callbacks, verbose=0)
 
     _models.set_random_seed(settings["seed"])
-    result = drive(setup, settings, len(x_train))
-    result["test_accuracy"] = trainer.evaluate(*test, batch_size=BATCH_SIZE, verbose=0,
+    result = drive(setup, settings, len(x_train), batch_size)
+    result["test_accuracy"] = trainer.evaluate(*test, batch_size=batch_size, verbose=0,
                                                return_dict=True)["accuracy"]
+    result["xla"] = xla_reasons(trainer)
     return result
+
+
+def xla_reasons(trainer):
+    """`{loop kind: why it ran with or without XLA}`: `jit_compile="auto"` decides from
+    the device and the step's ops, so a result says what was decided where it ran."""
+    return {kind: reason for kind, (_, reason) in trainer.xla_decisions.items()}
 
 
 def eager_loop(settings):

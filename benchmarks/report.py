@@ -16,6 +16,7 @@ import json
 import pathlib
 import sys
 
+import _report_gpu
 import _report_tables as tables
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -26,6 +27,7 @@ BLOCKS = {
     "training": ("training.json", "custom_steps.json", "input_pipeline.json"),
     "distribute": ("distribute.json",),
     "call_profile": ("call_profile.json",),
+    "gpu": ("gpu.json",),  # bench_gpu.py: missing or a dry run -> "no GPU figures yet"
 }
 # Blocks that README.md may lack: skipped with a message instead of an error.
 OPTIONAL_BLOCKS = ("call_profile",)
@@ -35,6 +37,8 @@ def render_report(report):
     """Markdown for one results file (any of the benchmarks' layouts)."""
     if "workloads" not in report:
         return tables.legacy(report)
+    if report.get("script") == "bench_gpu.py":
+        return _report_gpu.render(report)
     parts = []
     if report.get("quick"):
         parts.append("**Smoke-test settings (`--quick`): these figures are not a measurement.**")
@@ -53,6 +57,9 @@ def render_file(path):
 
 
 def render_block(name, results_dir=RESULTS):
+    if name == "gpu":
+        path = results_dir / BLOCKS[name][0]
+        return _report_gpu.readme_block(json.loads(path.read_text()) if path.exists() else None)
     parts = []
     for file_name in BLOCKS[name]:
         path = results_dir / file_name

@@ -129,6 +129,11 @@ def test_housing_help_lists_every_model(capsys):
     (["train", "cifar10"], ["invalid choice: 'cifar10'", "fashion-mnist", "housing"]),
     (["train", "fashion-mnist", "--epochs", "two"], ["invalid int value: 'two'"]),
     (["train", "fashion-mnist", "--verbose", "3"], ["choose from auto, 0, 1, 2"]),
+    (["train", "fashion-mnist", "--profile", "5:3"],
+     ["argument --profile: expected A:B", "1 <= A <= B", "received '5:3'"]),
+    (["train", "--profile", "0:2", "fashion-mnist"], ["argument --profile", "received '0:2'"]),
+    (["train", "housing", "--profile", "10"], ["argument --profile", "received '10'"]),
+    (["train", "housing", "--profile", "a:b"], ["argument --profile", "received 'a:b'"]),
     (["fit"], ["invalid choice: 'fit'", "train", "verify"]),
 ])
 def test_argparse_errors_list_the_choices(capsys, argv, messages):
@@ -169,6 +174,12 @@ def test_a_config_file_with_non_finite_numbers_is_one_line_and_no_directory(caps
     err = capsys.readouterr().err
     assert "is not a number JSON allows" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_profile_parses_to_keras_profile_batch():
+    args = build_parser().parse_args(["train", "fashion-mnist", "--profile", "10:20"])
+    assert args.profile == (10, 20)
+    assert build_parser().parse_args(["train", "--profile", "7:7", "housing"]).profile == (7, 7)
 
 
 def test_parser_keeps_only_typed_options():

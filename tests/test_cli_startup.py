@@ -35,6 +35,7 @@ CASES = [
     (["train", "fashion-mnist", "--epochs", "0"], 2),
     (["train", "fashion-mnist", "--lr", "nan"], 2),
     (["train", "fashion-mnist", "--seed", "-1"], 2),
+    (["train", "fashion-mnist", "--profile", "5:3"], 2),
     (["train", "housing", "--metrics", "mae,nope"], 2),
     (["train", "fashion-mnist", "--optimizer", "sgd", "--lower-lr", "1e-3"], 2),
     (["train", "housing", "--model", "nope"], 2),

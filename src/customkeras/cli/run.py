@@ -212,12 +212,15 @@ def _write_failure(run_dir: pathlib.Path, what: str, latest: str | None) -> Comm
 
 def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
           verbose="auto", strategy: tf.distribute.Strategy | None = None,
-          max_time: float | None = None) -> int:
+          max_time: float | None = None, profile: tuple[int, int] | None = None) -> int:
     """Trains (or resumes) the run in `run_dir` and writes its artifacts.
 
     The caller owns `run_dir` (see `customkeras.cli.rundir`).
 
     Args:
+        profile: `(first, last)` training steps of this invocation (counted from 1)
+            to profile into the run's TensorBoard logs (`TensorBoard(profile_batch=)`),
+            or None. Defaults to None.
         strategy: the `tf.distribute.Strategy` to train under (already created: a
             multi-worker one must be the process's first TensorFlow call).
             Defaults to no distribution.
@@ -234,7 +237,8 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
     state = {"latest": None}
     with worker_failures(strategy, run_dir, str(_shown(run_dir))):
         try:
-            return _train(run_config, run_dir, resume, verbose, strategy, state, max_time)
+            return _train(run_config, run_dir, resume, verbose, strategy, state, max_time,
+                          profile)
         except KeyboardInterrupt:
             # A second Ctrl-C, or one outside the epochs (loading, the results after the
             # last epoch): the run is still resumable from its last checkpoint.
@@ -276,6 +280,19 @@ def train(run_config: config.RunConfig, run_dir: pathlib.Path, *, resume: bool,
                                  state["latest"]) from None
 
 
+def _report_profile(run_dir: pathlib.Path, profile: tuple[int, int], written: set) -> None:
+    """Says where `--profile`'s profile went, or why there is none."""
+    first, last = profile
+    if not written:
+        print(f"No profile was written: this run trained fewer than {first} steps "
+              f"(--profile {first}:{last}).", file=sys.stderr, flush=True)
+        return
+    where = _shown(min(written).parent)
+    print(f"Profile of training steps {first}-{last}: {where}\n  open it: tensorboard "
+          f"--logdir {_shown(run_dir / artifacts.LOG_DIR)}, then the Profile tab",
+          flush=True)
+
+
 def _saved(latest: str | None) -> str:
     return (f"Checkpoint: {_shown(pathlib.Path(latest))}" if latest
             else "No epoch was complete yet (a resumed run starts from the beginning).")
@@ -291,7 +308,8 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
-def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=None) -> int:
+def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=None,
+           profile=None) -> int:
     chief = distribution.is_chief(strategy)
     if resume_run:
         resume.check_against_checkpoints(run_dir, run_config)
@@ -342,9 +360,12 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
 
     interrupt = GracefulInterrupt(model)
     callbacks = [epoch_checkpoint, interrupt, *data.callbacks]
+    profiles = run_dir / artifacts.LOG_DIR / "train" / "plugins" / "profile"
+    profiled_before = set(profiles.glob("*/*.xplane.pb"))
     if chief:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / artifacts.LOG_DIR),
-                                                     write_graph=False))
+                                                     write_graph=False,
+                                                     profile_batch=profile or 0))
     args, kwargs = custom.fit_arguments(data.train)
     try:
         with interrupt:
@@ -371,6 +392,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
     finally:
         state["latest"] = checkpoint.latest
         checkpoint.remove_temporary()
+    if chief and profile:
+        _report_profile(run_dir, profile, set(profiles.glob("*/*.xplane.pb")) - profiled_before)
     history = epoch_checkpoint.history
     done = epoch_checkpoint.completed_epochs
     cut_short = ("the epoch cut short resumes from its last step checkpoint"

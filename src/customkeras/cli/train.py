@@ -111,6 +111,20 @@ def _verbosity(value: str):
     raise argparse.ArgumentTypeError(f"invalid choice: {value!r} (choose from auto, 0, 1, 2)")
 
 
+def _profile_range(value: str) -> tuple[int, int]:
+    """`--profile A:B` as Keras's `profile_batch=(A, B)`: steps counted from 1."""
+    first, colon, last = value.partition(":")
+    try:
+        steps = (int(first), int(last)) if colon else None
+    except ValueError:
+        steps = None
+    if steps is None or not 1 <= steps[0] <= steps[1] <= config.COUNT_MAX:
+        raise argparse.ArgumentTypeError(
+            "expected A:B, the first and the last training step to profile (integers, "
+            f"1 <= A <= B, e.g. 10:20); received {value!r}")
+    return steps
+
+
 def _add_common_options(parser: argparse.ArgumentParser) -> None:
     s = argparse.SUPPRESS
     run_group = parser.add_argument_group("run")
@@ -121,7 +135,7 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                            help="continue an interrupted run from its last checkpoint (other "
                                 "options may repeat the run's values; only --epochs, --data-dir, "
                                 "--strategy, --validate-every, --checkpoint-every, --max-time, "
-                                "--worker-timeout and --verbose may change)")
+                                "--profile, --worker-timeout and --verbose may change)")
     run_group.add_argument("--output-dir", metavar="DIR", default=s,
                            help="where the run's files go (default: runs/<dataset>-<timestamp>)")
     run_group.add_argument("--data-dir", metavar="DIR", default=s,
@@ -156,6 +170,14 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                                 "training stops (Ctrl-C, --max-time), so that --resume "
                                 "continues from that step, with the same bits (default: after "
                                 "each epoch only)")
+    run_group.add_argument("--profile", type=_profile_range, metavar="A:B", default=s,
+                           help="profile training steps A to B of this invocation (counted "
+                                "from 1; a resumed run counts from where it resumes) with "
+                                "TensorFlow's profiler, into the run's TensorBoard logs "
+                                "(logs/train/plugins/profile/): see it with tensorboard "
+                                "--logdir RUN_DIR/logs, Profile tab. The epochs holding them "
+                                "run one step per graph call, as Keras fit does; the results "
+                                "do not change (default: no profile)")
     training = parser.add_argument_group("training")
     training.add_argument("--optimizer", choices=tuple(experiments.OPTIMIZERS), default=s,
                           help="optimizer (default: nadam; housing 'exponential': sgd)")
@@ -331,6 +353,7 @@ def handle(args: argparse.Namespace) -> int:
 
     verbose = getattr(args, "verbose", "auto")
     max_time = getattr(args, "max_time", None)
+    profile = getattr(args, "profile", None)
     timeout = getattr(args, "worker_timeout", config.DEFAULT_WORKER_TIMEOUT)
     if hasattr(args, "resume"):
         load_components()  # the checks of a run directory read its checkpoints
@@ -341,9 +364,10 @@ def handle(args: argparse.Namespace) -> int:
         strategy = cluster.start_strategy(run_config.strategy, timeout)
         if not distribution.is_chief(strategy):  # the chief owns the directory
             return run.train(run_config, run_dir, resume=True, verbose=verbose, max_time=max_time,
-                             strategy=strategy)
+                             profile=profile, strategy=strategy)
         with rundir.existing_run(run_dir):
             return run.train(run_config, run_dir, resume=True, verbose=verbose, max_time=max_time,
+                             profile=profile,
                              strategy=strategy)
     run_config = _new_config(args)
     if run_config.strategy == "multi-worker" and not hasattr(args, "output_dir"):
@@ -364,7 +388,7 @@ def handle(args: argparse.Namespace) -> int:
         run_dir = pathlib.Path(output).resolve()
         run_dir.mkdir(parents=True, exist_ok=True)
         return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy,
-                         max_time=max_time)
+                         max_time=max_time, profile=profile)
     with rundir.new_run(output) as run_dir:
         return run.train(run_config, run_dir, resume=False, verbose=verbose, strategy=strategy,
-                         max_time=max_time)
+                         max_time=max_time, profile=profile)

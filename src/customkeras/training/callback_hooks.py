@@ -14,7 +14,9 @@ the instance sets one (`keras.callbacks.LambdaCallback`). Not counted: `History`
 `ProgbarLogger` (a display), `TerminateOnNaN` (the divergence guard stops at the
 step in-graph, first), Keras's own callbacks whose batch hooks do nothing in their
 configuration (`ModelCheckpoint` / `BackupAndRestore` saving per epoch,
-`TensorBoard` with `update_freq="epoch"` and no profiling), and callbacks whose class
+`TensorBoard` with `update_freq="epoch"` and no profile still to take: before its
+`profile_batch` range ends it is called at every batch, after it not), and callbacks
+whose class
 sets `batch_hooks_per_execution = True` (they only need to know where an execution
 ended, as `EpochCheckpoint` and `GracefulInterrupt`).
 """
@@ -78,7 +80,7 @@ def _idle(callback, cls, kind):
         if callback.update_freq != "epoch":
             return False
         return kind != "train" or not (callback.write_steps_per_second
-                                       or compat.tensorboard_traces(callback))
+                                       or compat.tensorboard_profile_ahead(callback))
     return False
 
 

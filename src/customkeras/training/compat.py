@@ -159,6 +159,19 @@ def tensorboard_traces(callback):
     return getattr(callback, "_should_trace", True)
 
 
+def tensorboard_profile_ahead(callback):
+    """Whether a `TensorBoard` callback's profile (`profile_batch`) is still to take or
+    to finish. Its batch counter restarts at each `fit`'s `on_train_begin`; once past
+    the range's end it does nothing per batch, so later epochs keep the fast path.
+    Keras has no public state for it: its private counters, read with defaults that
+    keep every batch if they move."""
+    if not tensorboard_traces(callback):
+        return False
+    if getattr(callback, "_is_tracing", True):
+        return True
+    return getattr(callback, "_global_train_batch", 0) < getattr(callback, "_stop_batch", 1)
+
+
 # ---- tf.data internals -----------------------------------------------------------------------
 
 def dataset_inputs(dataset):
