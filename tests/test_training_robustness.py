@@ -84,7 +84,7 @@ def test_bad_input_fails_before_training(change, message):
 
 
 def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match=r"`steps_per_execution` must be an integer >= 1 or 'auto'; received steps_per_execution=0"):
+    with pytest.raises(ValueError, match=r"`steps_per_execution` must be an integer >= 1 or 'auto' or an ExecutionPlanner; received steps_per_execution=0"):
         Trainer(mlp(), SPARSE_CE, "sgd", steps_per_execution=0)
     with pytest.raises(ValueError, match="`loss` must be"):
         Trainer(mlp(), "no_such_loss", "sgd")
@@ -192,5 +192,6 @@ def test_auto_steps_per_execution_adapts_to_the_time_per_call():
     # No execution crosses a feed's boundary (where its XLA mode changes); executions
     # of super-batches are multiples of their size.
     with_xla = ExecutionPlanner(4)
-    assert list(with_xla.executions(11, boundary=10)) == [(0, 4), (4, 4), (8, 2), (10, 1)]
+    assert list(with_xla.executions(11, next_boundary=lambda step: 10 if step < 10 else None)
+                ) == [(0, 4), (4, 4), (8, 2), (10, 1)]
     assert [c for _, c in ExecutionPlanner(7).executions(20, multiple=3)] == [6, 6, 6, 2]
