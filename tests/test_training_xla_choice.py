@@ -140,3 +140,21 @@ def test_jit_compile_false_equals_keras_fit_over_2000_steps_with_dropout():
     for key, values in expected.history.items():
         np.testing.assert_allclose(history.history[key], values, rtol=0, atol=1e-5, err_msg=key)
     assert max_abs_difference(model.get_weights(), reference.get_weights()) < 1e-5
+
+
+def test_the_device_is_where_the_model_variables_are():
+    # A model pinned to the CPU on a GPU machine runs its steps there: XLA's CPU
+    # convolutions (slow) and super-batches (measured on a CPU) follow its variables.
+    from types import SimpleNamespace
+
+    from customkeras.training.xla_choice import XlaChoice, on_accelerator
+
+    def model_on(device):
+        return SimpleNamespace(variables=[SimpleNamespace(device=device)])
+
+    gpu = model_on("/job:localhost/replica:0/task:0/device:GPU:0")
+    cpu = model_on("/job:localhost/replica:0/task:0/device:CPU:0")
+    assert on_accelerator(gpu) and not on_accelerator(cpu)
+    convolutions = lambda: {"Conv2D", "MatMul"}  # noqa: E731
+    assert XlaChoice("auto", True, gpu)._decide(convolutions) == (True, "auto: a GPU or TPU")
+    assert XlaChoice("auto", True, cpu)._decide(convolutions)[0] is False

@@ -18,7 +18,8 @@ from customkeras.training.callback_hooks import per_batch
 from customkeras.training.errors import TrainingDivergedError
 from customkeras.training.loops import flat_logs
 from customkeras.training.steps.kinds import PREDICT, TEST
-from customkeras.training.xla_choice import XlaChoice, XlaMode, is_xla_compile_error
+from customkeras.training.xla_choice import (XlaChoice, XlaMode, is_xla_compile_error,
+                                             on_accelerator)
 
 
 def _floats(logs):
@@ -44,7 +45,7 @@ class Controller:
         self.planner = planner
         self.coordinator = coordinator
         self.strategy = strategy
-        self.xla = XlaChoice(jit_compile, xla_allowed and not loops.run_eagerly)
+        self.xla = XlaChoice(jit_compile, xla_allowed and not loops.run_eagerly, model)
 
     # ---- executions ---------------------------------------------------------------------
 
@@ -107,8 +108,11 @@ class Controller:
     def reads(self, callbacks, kind):
         """`(super_batches, steps_per_execution)` for a source's feeds: super-batches
         are allowed where XLA is (not under a strategy, whose distributed dataset
-        splits each batch, nor eagerly) and executions are not one step each."""
-        allowed = self.xla.allowed and not self._limit(callbacks, kind)
+        splits each batch, nor eagerly), on a CPU (where they were measured to pay:
+        on a GPU, unmeasured, Keras's one batch per read stands), and where
+        executions are not one step each. They never change a number."""
+        allowed = (self.xla.allowed and not on_accelerator(self.model)
+                   and not self._limit(callbacks, kind))
         return allowed, None if self.planner.adaptive else self.planner.steps
 
     def diverged(self, epoch, first_step, steps_run, loss_finite, logs):

@@ -19,7 +19,6 @@ import os
 import warnings
 
 import keras
-import tensorflow as tf
 
 from customkeras.training import compat
 
@@ -55,12 +54,9 @@ class BackupAndRestoreSupport:
                 and (state.step > 0 or state.persistent_input))
 
     def _trackables(self, with_iterator, with_metrics=True):
-        items = {"seed_states": self.state.seed_states}
-        if with_metrics:  # the running metrics matter mid-epoch only
-            items["metrics"] = self.state.metrics_variables
-        if with_iterator:
-            items["iterator"] = self.state.iterator
-        return tf.train.Checkpoint(**items)
+        # The running metrics matter mid-epoch only; Keras's weights leave out the
+        # seed generators' states.
+        return self.state.trackables(with_iterator, with_metrics, with_seed_states=True)
 
     def _saver(self, callback):
         """`make(keras_save)`: the callback's save, then its companion."""
@@ -75,9 +71,8 @@ class BackupAndRestoreSupport:
         prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
         with_iterator = self._with_iterator()
         self._trackables(with_iterator).write(prefix)
-        position = {"metadata": metadata, "epoch": self.state.epoch,
-                    "step": self.state.step, "seed": self.state.seed,
-                    "iterator": with_iterator, "logs": self.state.logs}
+        position = {"metadata": metadata, "iterator": with_iterator,
+                    **self.state.state_dict()}
         with open(os.path.join(callback.backup_dir, COMPANION), "w") as f:
             json.dump(position, f)
 
@@ -101,19 +96,17 @@ class BackupAndRestoreSupport:
                     stacklevel=3)
                 self.state.resume(epoch, 0, position.get("seed"))
                 return
-            self.state.resume(epoch, step, position.get("seed"),
-                              restore=self._restorer(callback, position))
+            self.state.load_state_dict(position, read=self._reader(callback, position))
             return
 
-    def _restorer(self, callback, position):
-        def restore(state):
+    def _reader(self, callback, position):
+        def read(state):
             prefix = os.path.join(callback.backup_dir, COMPANION_STATE)
             with_iterator = bool(position.get("iterator")) and state.iterator is not None
             self._trackables(with_iterator, with_metrics=bool(position["step"])).read(
                 prefix).expect_partial()
-            state.logs = dict(position.get("logs") or {})
 
-        return restore
+        return read
 
     def on_epoch_begin(self, epoch):
         """Keeps each callback's epoch current for its mid-epoch saves."""

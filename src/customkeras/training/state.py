@@ -7,7 +7,14 @@ iterator's position. A callback that wants them defines
 `state.epoch` / `state.step` current before every batch and epoch hook, and a callback
 may call `state.resume(...)` in `on_train_begin` to move the start. Keras's own
 `BackupAndRestore` is served the same way (`keras_backup`).
+
+In the style of Lightning's loops (`state_dict` / `load_state_dict`): the position is
+`state_dict()` (JSON-able values) plus the TensorFlow objects of `trackables()` (the
+running metrics, the input iterator, the seed generators' states), and a checkpoint
+that saved both puts the run back with `load_state_dict(values, restore)`.
 """
+
+import tensorflow as tf
 
 
 class TrainingState:
@@ -51,6 +58,36 @@ class TrainingState:
         variables that are not weights, so that a weights-only save misses them."""
         weights = {id(weight) for weight in self.model.weights}
         return [v for v in self.model.variables if id(v) not in weights]
+
+    def state_dict(self):
+        """The position as JSON-able values: `{"epoch", "step", "seed", "logs"}`."""
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed,
+                "logs": dict(self.logs)}
+
+    def trackables(self, with_iterator, with_metrics=True, with_seed_states=False):
+        """A `tf.train.Checkpoint` of the position's TensorFlow objects: the running
+        metrics (mid-epoch), the input iterator (`with_iterator`: the caller knows
+        whether its position matters) and the seed generators' states."""
+        items = {}
+        if with_seed_states:
+            items["seed_states"] = self.seed_states
+        if with_metrics:
+            items["metrics"] = self.metrics_variables
+        if with_iterator:
+            items["iterator"] = self.iterator
+        return tf.train.Checkpoint(**items)
+
+    def load_state_dict(self, values, read=None):
+        """Asks `fit` to start at the position `values` (a `state_dict()`; call in
+        `on_train_begin`). `read(state)`, if given, reads the saved `trackables` once
+        the epoch's metrics have been reset and its iterator exists; the logs come
+        back with it."""
+        def restore(state):
+            if read is not None:
+                read(state)
+            state.logs = dict(values.get("logs") or {})
+
+        self.resume(values["epoch"], values["step"], values.get("seed"), restore=restore)
 
     def resume(self, epoch, step=0, seed=None, restore=None):
         """Asks `fit` to start at step `step` of epoch `epoch` (call in `on_train_begin`).

@@ -68,8 +68,14 @@ def convolution_ops(op_types):
     return sorted(op for op in op_types if _CONVOLUTION_OP.match(op))
 
 
-def on_accelerator():
-    """Whether TensorFlow places steps on a GPU or TPU (where XLA convolutions are fast)."""
+def on_accelerator(model=None):
+    """Whether the steps run on a GPU or TPU: where `model`'s variables are (a model
+    pinned to the CPU on a GPU machine runs there), or, without variables, whether
+    TensorFlow sees one (where it places new ones)."""
+    devices = [getattr(v, "device", "") or "" for v in getattr(model, "variables", ())[:1]]
+    if devices and devices[0]:
+        device = devices[0].upper()
+        return ":GPU:" in device or ":TPU:" in device
     return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
@@ -79,6 +85,8 @@ class XlaChoice:
     Args:
         jit_compile: `True`, `False` or `"auto"`.
         allowed: False under a strategy (XLA cannot wrap `strategy.run`) or eagerly.
+        model: the model, whose variables' device tells where the steps run.
+            Defaults to None (the devices TensorFlow sees).
 
     Attributes:
         failed: the loop kinds whose step XLA could not compile (they run plain).
@@ -86,9 +94,10 @@ class XlaChoice:
             and diagnostics (`Trainer.xla_decisions`).
     """
 
-    def __init__(self, jit_compile, allowed):
+    def __init__(self, jit_compile, allowed, model=None):
         self.jit_compile = jit_compile
         self.allowed = allowed
+        self.model = model
         self.failed = set()
         self.decisions = {}
 
@@ -108,7 +117,7 @@ class XlaChoice:
             return False, "XLA is not used under a strategy or eagerly"
         if not self.auto:
             return bool(self.jit_compile), f"jit_compile={self.jit_compile}"
-        if on_accelerator():
+        if on_accelerator(self.model):
             return True, "auto: a GPU or TPU"
         convolutions = convolution_ops(op_types())
         if convolutions:

@@ -238,20 +238,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
             self._mid_epoch.directory)
         return os.path.join(directory, f"{POSITION_PREFIX}-{number}")
 
-    def _position_checkpoint(self, state, with_iterator):
-        items = {"metrics": state.metrics_variables}
-        if with_iterator:
-            items["iterator"] = state.iterator
-        return tf.train.Checkpoint(**items)
-
     def _save_mid_epoch(self):
         state = self._state
         number = state.epoch * MID_EPOCH_NUMBERS + state.step
         with_iterator = state.iterator is not None and state.checkpointable_input
         prefix = self._position_prefix(number, writing=True)
-        self._position_checkpoint(state, with_iterator).write(prefix)
-        position = {"epoch": state.epoch, "step": state.step, "seed": state.seed,
-                    "logs": state.logs, "iterator": with_iterator, "number": number,
+        state.trackables(with_iterator).write(prefix)
+        position = {**state.state_dict(), "iterator": with_iterator, "number": number,
                     "metadata": self._metadata}
         self._mid_epoch.save(self.completed_epochs, self.history,
                              metadata=json.dumps(position), number=number)
@@ -287,13 +280,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
             return True
         prefix = self._position_prefix(position["number"])
 
-        def restore(state):
+        def read(state):
             with_iterator = bool(position["iterator"]) and state.iterator is not None
-            self._position_checkpoint(state, with_iterator).read(prefix).expect_partial()
-            state.logs = dict(position.get("logs") or {})
+            state.trackables(with_iterator).read(prefix).expect_partial()
 
-        state.resume(position["epoch"], position["step"], position.get("seed"),
-                     restore=restore)
+        state.load_state_dict(position, read=read)
         return True
 
     def on_train_end(self, logs=None):
