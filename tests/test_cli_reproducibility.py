@@ -38,6 +38,18 @@ def _finish(process, timeout=900):
     return out
 
 
+def _kill_when(process, ready, never, timeout=600):
+    """SIGKILLs `process` as soon as `ready()` holds (a crash at that point)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, never
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+
+
 def _results(run_dir):
     weights = keras.saving.load_model(run_dir / "model.keras").get_weights()
     return (json.loads((run_dir / "history.json").read_text()),
@@ -91,14 +103,8 @@ def test_two_epochs_extended_killed_and_resumed_give_the_bits_of_one_run(
                    "--output-dir", str(run_dir)))
     extension = _start(python_executable, data_dir, "train", "--resume", str(run_dir),
                        "--epochs", "5")
-    deadline = time.monotonic() + 600
-    while not (run_dir / "checkpoints" / "ckpt-3.index").exists():  # epoch 3 saved
-        assert extension.poll() is None, extension.communicate()
-        assert time.monotonic() < deadline, "epoch 3 never ended"
-        time.sleep(0.02)
-    extension.send_signal(signal.SIGKILL)
-    extension.communicate(timeout=60)
-    assert extension.returncode == -signal.SIGKILL
+    _kill_when(extension, lambda: (run_dir / "checkpoints" / "ckpt-3.index").exists(),
+               "epoch 3 never ended")
     out = _finish(_start(python_executable, data_dir, "train", "--resume", str(run_dir),
                          "--epochs", "5"))
     assert "Resuming" in out
@@ -125,13 +131,7 @@ def test_a_time_budget_and_a_kill_after_a_step_checkpoint_resume_to_the_same_bit
     assert f"customkeras train --resume {run_dir}" in err
     assert _mid_epoch_saves(run_dir), "no mid-epoch checkpoint before the budget ran out"
     resumed = _start(python_executable, data_dir, "train", "--resume", str(run_dir))
-    deadline = time.monotonic() + 600
-    while not any(n >= 2 * 10**9 for n in _mid_epoch_saves(run_dir)):  # inside epoch 3
-        assert resumed.poll() is None, resumed.communicate()
-        assert time.monotonic() < deadline, "epoch 3 never reached a step checkpoint"
-        time.sleep(0.02)
-    resumed.send_signal(signal.SIGKILL)
-    resumed.communicate(timeout=60)
-    assert resumed.returncode == -signal.SIGKILL
+    _kill_when(resumed, lambda: any(n >= 2 * 10**9 for n in _mid_epoch_saves(run_dir)),
+               "epoch 3 never reached a step checkpoint")
     _finish(_start(python_executable, data_dir, "train", "--resume", str(run_dir)))
     _assert_same_bits(run_dir, readme_runs[0])
