@@ -129,7 +129,8 @@ class FitLoop:
                     epoch, backup, *((first_step, restore) if epoch == start else (0, None)))
                 self._steps_before_epoch += done
                 if self._validates_at_epoch_end(epoch):
-                    logs.update(self._validate())
+                    # A cut-short epoch's checkpoint saves its running metrics.
+                    logs.update(self._validate(keep_training_metrics=not whole))
                 if whole:  # a cut-short epoch's position stays where it stopped
                     state.epoch, state.step = epoch + 1, 0
                 callbacks.on_epoch_end(epoch, logs)
@@ -229,14 +230,15 @@ class FitLoop:
             return False
         return step != total or not self._validates_at_epoch_end(self.state.epoch)
 
-    def _validate(self):
+    def _validate(self, keep_training_metrics):
         """Evaluates every validation set; returns their logs as history keys.
 
         Evaluation resets and updates the model's metrics, which hold the running
-        training metrics of the epoch: they are put back afterwards, so that a
-        checkpoint after a validation (mid-epoch, or of an epoch cut short) saves the
-        training's."""
-        variables = self.state.metrics_variables
+        training metrics of the epoch. With `keep_training_metrics` (mid-epoch, or an
+        epoch cut short) they are put back afterwards, so that the epoch goes on, or
+        is checkpointed, with the training's; after a whole epoch they keep the
+        validation's, as under Keras `fit`."""
+        variables = self.state.metrics_variables if keep_training_metrics else []
         values = [np.array(v.numpy()) for v in variables]
         logs = {}
         for name, source in self.validations.items():
@@ -247,7 +249,7 @@ class FitLoop:
         return logs
 
     def _validate_mid_epoch(self, step):
-        logs = self._validate()
+        logs = self._validate(keep_training_metrics=True)
         record = {"step": self._steps_before_epoch + step, "epoch": self.state.epoch,
                   **logs}
         self.history.steps.append(record)
