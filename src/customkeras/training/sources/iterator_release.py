@@ -5,7 +5,12 @@ only notices at its next wake-up, whose period doubles as the iterator lives: th
 thread that drops the last reference to an iterator of a few seconds' pass can wait
 that long, up to a second and more (Keras's `fit` does, at every epoch). A finished
 iterator is therefore handed to one daemon thread, which drops it once nobody else
-holds it; TensorFlow releases the GIL while it waits.
+holds it; TensorFlow releases the GIL while it waits. Measured necessary
+(`benchmarks/bench_iterator_release.py`, `benchmarks/results/iterator_release.json`):
+dropping the iterator of a pass of a few seconds kept the dropping thread waiting for
+most of the autotuner's period, while `release_later` returns at once. The thread polls
+only while an iterator waits for its other holders (the pass's feed, the fit loop's
+position) to let go, which they do within the epoch's end.
 """
 
 import atexit
