@@ -111,11 +111,6 @@ def inputs_struct(model):
     return getattr(model, "_inputs_struct", None)
 
 
-def compiled_arguments(model):
-    """The arguments `model.compile` was called with (`{}` if none were recorded)."""
-    return getattr(getattr(model, "_compile_config", None), "config", None) or {}
-
-
 def optimizer_strategy(optimizer, default):
     """The strategy a Keras TensorFlow optimizer was created under (`default` if it
     does not say)."""

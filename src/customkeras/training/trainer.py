@@ -346,18 +346,10 @@ class Trainer:
                 own), or bad data, before any step.
         """
         self._require_compiled("evaluate")
-        _check_verbose(verbose)
-        callbacks = as_callbacks(callbacks)
-        self._check_batch_size(batch_size)
-        source = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps,
-                             names=("x", "y", "sample_weight"), cache=self._arrays,
-                             purpose="evaluate")
-        controller = self._setup(source, "test")
+        controller, source, callback_list = self._pass(
+            "test", x, y, sample_weight, batch_size, steps, callbacks, verbose)
         self._coordinator.agree_on_evaluation(source.fingerprint,
                                               getattr(source, "batch_size", 0))
-        callback_list = keras.callbacks.CallbackList(
-            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
-            steps=source.steps_per_epoch, model=self.model)
         with self.strategy.scope():
             logs = controller.evaluate(source, callback_list)
         if return_dict:
@@ -382,20 +374,26 @@ class Trainer:
         Returns:
             A NumPy array, or a list / dict of them for a multi-output model.
         """
-        _check_verbose(verbose)
-        callbacks = as_callbacks(callbacks)
-        self._check_batch_size(batch_size)
-        source = make_source(x, None, None, batch_size=batch_size, steps=steps,
-                             names=("x", "y", "sample_weight"), cache=self._arrays,
-                             purpose="predict")
-        controller = self._setup(source, "predict")
-        callback_list = keras.callbacks.CallbackList(
-            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
-            steps=source.steps_per_epoch, model=self.model)
+        controller, source, callback_list = self._pass(
+            "predict", x, None, None, batch_size, steps, callbacks, verbose)
         with self.strategy.scope():
             return controller.predict(source, callback_list)
 
     # ---- set-up ---------------------------------------------------------------------------
+
+    def _pass(self, purpose, x, y, sample_weight, batch_size, steps, callbacks, verbose):
+        """`(controller, source, callback list)` of one `evaluate` ("test") or
+        `predict` call, its arguments checked; Keras's progress bar is a callback."""
+        _check_verbose(verbose)
+        callbacks = as_callbacks(callbacks)
+        self._check_batch_size(batch_size)
+        source = make_source(x, y, sample_weight, batch_size=batch_size, steps=steps,
+                             names=("x", "y", "sample_weight"), cache=self._arrays,
+                             purpose="evaluate" if purpose == "test" else purpose)
+        controller = self._setup(source, purpose)
+        return controller, source, keras.callbacks.CallbackList(
+            callbacks, add_progbar=verbose != 0, verbose=verbose, epochs=1,
+            steps=source.steps_per_epoch, model=self.model)
 
     @staticmethod
     def _check_batch_size(batch_size):
