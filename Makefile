@@ -47,6 +47,7 @@ bench: install $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/bench_custom_steps.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_input.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/bench_datasets.py
+	$(BIN)/python benchmarks/bench_iterator_release.py
 	$(BIN)/python benchmarks/profile_calls.py $(BENCH_ARGS)
 	$(BIN)/python benchmarks/report.py
 
