@@ -64,6 +64,7 @@ class FitLoop:
 
     Attributes:
         state: the `TrainingState`: the run's position.
+        display: the progress display this loop added to the callbacks, or None.
         stopped_by_max_time: whether `max_time` stopped the run.
         stopped_at: `(epoch, step)` where `max_time` stopped it, or None.
     """
