@@ -57,14 +57,20 @@ def test_ctrl_c_while_loading_a_new_run_prints_the_resume_command(data_dir, tmp_
     assert not run_dir.exists()
 
 
+def _run_display(display, steps_done, steps_per_epoch=10):
+    """One epoch (the second of 3) of `steps_done` steps through the display's hooks."""
+    display.set_params({"epochs": 3, "steps": steps_per_epoch, "verbose": 0})
+    display.on_train_begin()
+    display.on_epoch_begin(1)
+    display.on_train_batch_end(steps_done - 1, {"loss": 0.5})
+    display.on_epoch_end(1, {"loss": 0.5, "val_loss": 0.25})
+
+
 def _line_progress(steps_done, steps_per_epoch=10):
     stream = io.StringIO()
-    display = progress.make_progress(2, epochs=3, initial_epoch=1,
-                                     steps_per_epoch=steps_per_epoch, stream=stream)
-    display.epoch_begin(1)
-    display.execution_end(steps_done, {"loss": 0.5})
-    display.epoch_end(1, {"loss": 0.5, "val_loss": 0.25})
-    display.close()
+    display = progress.make_progress(2, stream=stream)
+    _run_display(display, steps_done, steps_per_epoch)
+    display.on_train_end()
     return stream.getvalue()
 
 
@@ -78,11 +84,9 @@ def test_a_cut_short_epoch_shows_as_cut_short_without_validation_numbers():
 
 
 def test_the_bars_do_not_count_a_cut_short_epoch(capsys):
-    display = progress.BarProgress(3, 1, 10, None)
-    display.epoch_begin(1)
-    display.execution_end(4, {"loss": 0.5})
-    display.epoch_end(1, {"loss": 0.5, "val_loss": 0.25})
+    display = progress.BarProgress()
+    _run_display(display, 4)
     assert display._all.n == 1  # still 1 of 3 complete epochs: the cut-short one not added
-    display.close()
+    display.on_train_end()
     err = capsys.readouterr().err
     assert "cut short" in err and "val_loss" not in err

@@ -29,7 +29,7 @@ from data_source_helpers import (
 )
 from training_helpers import mlp
 
-from customkeras.training import Trainer, callback_hooks
+from customkeras.training import Trainer, callback_hooks, progress
 
 CLASS_WEIGHT = {0: 1.0, 1: 4.0, 2: 0.25}
 FIT = dict(epochs=2, shuffle=False, verbose=0)
@@ -558,6 +558,8 @@ def test_epoch_level_callbacks_keep_the_fast_path(tmp_path):
     (keras.callbacks.BackupAndRestore("backup", save_freq=5), ("train",)),
     (keras.callbacks.TerminateOnNaN(), ()),  # the divergence guard stops first
     (keras.callbacks.ProgbarLogger(), ()),
+    (progress.LineProgress(), ()),  # the display needs an execution's end only
+    (progress.BarProgress(), ()),
     (keras.callbacks.History(), ()),
     (keras.callbacks.LambdaCallback(on_epoch_end=print), ()),
     (keras.callbacks.LambdaCallback(on_train_batch_begin=print), ("train",)),

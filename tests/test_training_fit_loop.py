@@ -7,7 +7,9 @@ never what a step computes), and an uninterrupted run for resumes.
 """
 
 import glob
+import io
 import os
+import re
 import time
 
 import keras
@@ -17,7 +19,7 @@ import tensorflow as tf
 
 from training_helpers import classification_data, mlp
 
-from customkeras.training import Trainer
+from customkeras.training import Trainer, progress
 from customkeras.training.run import EpochCheckpoint
 
 X, Y = classification_data(600, seed=1)   # 19 steps of 32 per epoch (the last of 24)
@@ -122,6 +124,37 @@ def test_named_validation_sets_get_their_own_history_keys_and_match_keras():
     single = trainer().fit(X, Y, epochs=2, seed=5, verbose=0, validation_data=(XV, YV))
     assert history.history["val_clean_loss"] == single.history["val_loss"]
     assert history.history["loss"] == single.history["loss"]
+
+
+def test_the_display_shows_step_validations_and_the_logs_in_the_run_order(capsys):
+    """The display (`verbose=2`) is a callback: it shows `history.steps`' validations
+    and the logs in the order the run made them (Keras's `CallbackList` sorts them); a
+    display among the callbacks is the only one."""
+    def fit(**kwargs):
+        return trainer().fit(X, Y, epochs=2, seed=5, validation_interval=10,
+                             validation_data={"noisy": (XN, YN), "clean": (XV, YV)},
+                             **kwargs)
+
+    history = fit(verbose=2)
+    keys = ["val_noisy_loss", "val_noisy_accuracy", "val_clean_loss", "val_clean_accuracy"]
+    steps = [f"  step {record['step']} - "
+             + " - ".join(f"{key}: {record[key]:.4f}" for key in keys)
+             for record in history.steps]
+    epochs = [rf"Epoch {epoch + 1}/2 - 19/19 - \d+s - [\d.]+ms/step - "
+              + " - ".join(f"{key}: {history.history[key][epoch]:.4f}"
+                           for key in ["loss", "accuracy", *keys])
+              for epoch in range(2)]
+    lines = capsys.readouterr().out.splitlines()
+    assert [record["step"] for record in history.steps] == [10, 29]
+    assert [lines[0], lines[2]] == steps
+    for line, pattern in zip([lines[1], lines[3]], epochs):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert len(lines) == 4
+
+    stream = io.StringIO()
+    fit(verbose=2, callbacks=[progress.LineProgress(stream)])
+    assert capsys.readouterr().out == ""
+    assert len(stream.getvalue().splitlines()) == 4
 
 
 class SlowExecutions(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ import numpy as np
 from customkeras.training import compat
 from customkeras.training.keras_backup import BackupAndRestoreSupport
 from customkeras.training.model_setup import optimizers_of
-from customkeras.training.progress import make_progress
+from customkeras.training.progress import Progress, make_progress
 from customkeras.training.state import TrainingState, training_state_callbacks
 from customkeras.training.steps.kinds import TRAIN
 
@@ -64,6 +64,7 @@ class FitLoop:
 
     Attributes:
         state: the `TrainingState`: the run's position.
+        display: the progress display this loop added to the callbacks, or None.
         stopped_by_max_time: whether `max_time` stopped the run.
         stopped_at: `(epoch, step)` where `max_time` stopped it, or None.
     """
@@ -76,27 +77,30 @@ class FitLoop:
         self.train = train
         self.validations = validations
         self.epochs, self.initial_epoch = epochs, initial_epoch
-        self.shuffle, self.verbose = shuffle, verbose
+        self.shuffle = shuffle
         self.validation_freq = validation_freq
         self.validation_interval = validation_interval
         self.max_time, self._clock = max_time, clock
         self.callbacks = list(callbacks)
+        # After the callbacks, as Keras's progress bar, unless they hold a display.
+        self.display = (None if any(isinstance(c, Progress) for c in self.callbacks)
+                        else make_progress(verbose))
         self.callback_list = keras.callbacks.CallbackList(
-            self.callbacks, add_history=True, add_progbar=False, model=self.model,
-            verbose=0, epochs=epochs, steps=train.steps_per_epoch)
+            [*self.callbacks, self.display] if self.display else self.callbacks,
+            add_history=True, add_progbar=False, model=self.model, verbose=0,
+            epochs=epochs, steps=train.steps_per_epoch)
         self.history = _history(self.callback_list)
         self.history.steps = []
         self.state = TrainingState(self.model, optimizers_of(self.model), seed,
                                    checkpointable_input=train.checkpointable,
                                    persistent_input=train.persistent_input)
-        for callback in training_state_callbacks(self.callbacks):
+        for callback in training_state_callbacks(self.callback_list.callbacks):
             callback.set_training_state(self.state)
         # Executions end on these multiples of an epoch's steps.
         self.intervals = sorted({n for n in [validation_interval, *(
             getattr(c, "step_interval", None) for c in self.callbacks)] if n})
         self.stopped_by_max_time = False
         self.stopped_at = None
-        self.progress = None
         self._started = None
         self._steps_before_epoch = 0
 
@@ -119,9 +123,6 @@ class FitLoop:
             # Super-batches must end where the step intervals do.
             divides = math.gcd(steps_per_execution or 0, *self.intervals) or None
             self.train.prepare_fit(start, self.controller.strategy, allowed, divides)
-            self.progress = make_progress(self.verbose, epochs=self.epochs,
-                                          initial_epoch=start,
-                                          steps_per_epoch=self.train.steps_per_epoch)
             spe = self.train.steps_per_epoch
             self._steps_before_epoch = start * spe if spe else 0
             for epoch in range(start, self.epochs):
@@ -134,7 +135,6 @@ class FitLoop:
                 if whole:  # a cut-short epoch's position stays where it stopped
                     state.epoch, state.step = epoch + 1, 0
                 callbacks.on_epoch_end(epoch, logs)
-                self.progress.epoch_end(epoch, logs)
                 training_logs = logs
                 if self.controller.coordinator.agree_to_stop():
                     break
@@ -146,8 +146,8 @@ class FitLoop:
         finally:
             backup.close()
             compat.set_initial_epoch(model, None)
-            if self.progress is not None:
-                self.progress.close()
+            if self.display is not None:  # no hook runs when `fit` raises
+                self.display.close()
         return self.history
 
     def _start(self):
@@ -171,7 +171,6 @@ class FitLoop:
         state.epoch, state.step, state.iterator, state.logs = epoch, first_step, None, {}
         callbacks.on_epoch_begin(epoch)
         backup.on_epoch_begin(epoch)
-        self.progress.epoch_begin(epoch)
         feed = self.train.epoch_feed(epoch, state.seed, self.shuffle, controller.strategy)
         state.iterator = self.train.iterator
         if restore is not None:
@@ -192,7 +191,6 @@ class FitLoop:
             if self._validates_at(done, feed.total):
                 self._validate_mid_epoch(done)
             callbacks.on_train_batch_end(done - 1, logs)
-            self.progress.execution_end(done, logs)
             self._check_time()
         stopped = self.model.stop_training and done < (feed.total or done + 1)
         short = self.train.finish_epoch(feed, done, ran_out, stopped, controller.strategy)
@@ -244,6 +242,7 @@ class FitLoop:
         for name, source in self.validations.items():
             logs.update(validation_keys(name, self.controller.evaluate(
                 source, self.callback_list, name=name)))
+        self.state.validation_logs = logs
         for variable, value in zip(variables, values):
             variable.assign(value)
         return logs
@@ -253,7 +252,6 @@ class FitLoop:
         record = {"step": self._steps_before_epoch + step, "epoch": self.state.epoch,
                   **logs}
         self.history.steps.append(record)
-        self.progress.validation(record["step"], logs)
 
 
 def _history(callback_list):

@@ -33,6 +33,7 @@ class TrainingState:
         persistent_input: whether one iterator carries on across epochs
             (`steps_per_epoch` with streamed data).
         logs: the logs (floats) after the last execution of the current epoch.
+        validation_logs: the logs (`val_*` keys) of the last validation, or {}.
     """
 
     def __init__(self, model, optimizers, seed, checkpointable_input, persistent_input):
@@ -46,6 +47,7 @@ class TrainingState:
         self.persistent_input = persistent_input
         self.resume_point = None
         self.logs = {}
+        self.validation_logs = {}
 
     @property
     def metrics_variables(self):
