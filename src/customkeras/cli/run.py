@@ -5,14 +5,20 @@ them train, checkpoint (collectively) and evaluate, but only the chief writes th
 files (config, history, plot, TensorBoard logs, model, metrics, manifest) and prints the
 summary; the others keep nothing (see `customkeras.training.run.RunCheckpoint`).
 
+A resumed run keeps the XLA decisions `--jit-compile auto` made when it started (its
+checkpoints record them, `EpochCheckpoint`), also on a machine that would decide
+otherwise (a CPU after a GPU, or another `--strategy`): it says so in one line.
+
 Library errors become one-line messages here: a checkpoint that cannot be read or
 written (`CheckpointError`) and any `OSError` while writing (a full disk) exit with
 status 1, keeping the last good checkpoint.
 """
 
+import contextlib
 import dataclasses
 import pathlib
 import sys
+import warnings
 
 import keras
 import tensorflow as tf
@@ -308,6 +314,24 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
+@contextlib.contextmanager
+def _xla_notes():
+    """Shows an `XlaDecisionWarning` (a resumed run keeps the XLA decision it recorded,
+    which this machine would not have made) as one line, not as a warning with its
+    source line."""
+    with warnings.catch_warnings():
+        show = warnings.showwarning
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, training.XlaDecisionWarning):
+                print(f"Note: {message}", file=sys.stderr, flush=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = one_line
+        yield
+
+
 def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=None,
            profile=None) -> int:
     chief = distribution.is_chief(strategy)
@@ -332,6 +356,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
                   f"(damaged or truncated: {reason}); resuming from "
                   f"{pathlib.Path(restored.path).name}.", file=sys.stderr, flush=True)
         completed = restored.completed_epochs if restored is not None else 0
+        if restored is not None:  # for results written without training (below)
+            trainer.adopt_xla(restored.xla)
         state["latest"] = restored.path if restored is not None else None
         if completed > run_config.epochs:
             raise CommandError(
@@ -368,7 +394,7 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
                                                      profile_batch=profile or 0))
     args, kwargs = custom.fit_arguments(data.train)
     try:
-        with interrupt:
+        with interrupt, _xla_notes():
             fitted = trainer.fit(*args, epochs=run_config.epochs,
                                  batch_size=_batch_size(data.train, run_config),
                                  validation_data=data.validation, callbacks=callbacks,
