@@ -17,9 +17,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from xla_record_run import StopAt, run
+from xla_record_run import StopAt, X, Y, model, run
 
-from customkeras.training import XlaDecisionWarning
+from customkeras.training import Trainer, XlaDecisionWarning
 from customkeras.training.run import RunCheckpoint
 from customkeras.training.run.callbacks import MID_EPOCH_DIR
 from customkeras.training.xla_choice import XlaChoice
@@ -147,8 +147,11 @@ def test_the_policy_adopts_a_recorded_decision_and_says_where_it_cannot():
     choice = XlaChoice("auto", allowed=True, accelerator=False)
     choice.adopt({"train": True, "test": False})
     assert choice.recorded() == {"train": True, "test": False}  # before any pass
-    with pytest.warns(XlaDecisionWarning, match="recorded XLA for its train steps"):
+    with pytest.warns(XlaDecisionWarning, match="recorded XLA for its train steps") as caught:
         assert choice.for_pass("train", lambda: ["Conv2D"]) is True
+    [warning] = [w.message for w in caught]
+    assert (warning.kind, warning.recorded, warning.used, warning.reason) == (
+        "train", True, False, "convolutions on a CPU (Conv2D)")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the same decision as here: no warning
         assert choice.for_pass("test", lambda: ["Conv2D"]) is False
@@ -168,3 +171,11 @@ def test_the_policy_adopts_a_recorded_decision_and_says_where_it_cannot():
     assert choice.recorded() == {"train": False}
     with pytest.raises(TypeError, match="train='yes'"):
         choice.adopt({"train": "yes"})
+
+
+def test_a_trainer_evaluating_a_restored_run_adopts_its_decisions():
+    trainer = Trainer(model(), "sparse_categorical_crossentropy", "adam")
+    trainer.adopt_xla({"test": True})  # before the engine exists, as the CLI does
+    with pytest.warns(XlaDecisionWarning, match="recorded XLA for its test steps"):
+        trainer.evaluate(X, Y, batch_size=32, verbose=0)
+    assert trainer.xla_decisions["test"][0] is True

@@ -314,19 +314,34 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
+def _xla_note(warning) -> str:
+    """One line for an `XlaDecisionWarning`, whatever the loop kind."""
+    xla = {True: "XLA", False: "no XLA"}
+    if warning.recorded and not warning.used:
+        return (f"Note: this run recorded XLA (--jit-compile auto), but here "
+                f"{warning.reason}: the resumed run goes on without XLA, and its numbers "
+                "may differ from an uninterrupted run's.")
+    return (f"Note: --resume keeps this run's XLA decision (--jit-compile auto: "
+            f"{xla[warning.recorded]}), although this machine would use "
+            f"{xla[warning.used]} ({warning.reason}), so that its numbers do not change.")
+
+
 @contextlib.contextmanager
 def _xla_notes():
-    """Shows an `XlaDecisionWarning` (a resumed run keeps the XLA decision it recorded,
-    which this machine would not have made) as one line, not as a warning with its
-    source line."""
+    """Shows the `XlaDecisionWarning`s of a resumed run (it keeps the XLA decisions it
+    recorded, which this machine would not have made) as one line, once per decision
+    (not per loop kind), not as warnings with their source line."""
     with warnings.catch_warnings():
-        show = warnings.showwarning
+        show, shown = warnings.showwarning, set()
 
         def one_line(message, category, filename, lineno, file=None, line=None):
-            if issubclass(category, training.XlaDecisionWarning):
-                print(f"Note: {message}", file=sys.stderr, flush=True)
-            else:
+            if not isinstance(message, training.XlaDecisionWarning):
                 show(message, category, filename, lineno, file, line)
+                return
+            note = _xla_note(message)
+            if note not in shown:
+                shown.add(note)
+                print(note, file=sys.stderr, flush=True)
 
         warnings.showwarning = one_line
         yield

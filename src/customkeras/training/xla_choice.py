@@ -71,7 +71,21 @@ _XLA_FAILURE = re.compile(
 
 class XlaDecisionWarning(UserWarning):
     """A resumed run keeps the XLA decision it recorded although this machine would
-    decide otherwise under `jit_compile="auto"` (or cannot keep it)."""
+    decide otherwise under `jit_compile="auto"` (or cannot keep it).
+
+    Args:
+        message: the text.
+        kind: the loop kind ("train", "test", "predict"). Defaults to None.
+        recorded: the decision the run recorded (whether XLA ran). Defaults to None.
+        used: the decision this machine would make, or must (`reason` says why).
+            Defaults to None.
+        reason: why this machine decides `used`, e.g. "a CPU, no convolutions".
+            Defaults to `""`.
+    """
+
+    def __init__(self, message, kind=None, recorded=None, used=None, reason=""):
+        super().__init__(message)
+        self.kind, self.recorded, self.used, self.reason = kind, recorded, used, reason
 
 
 def is_xla_compile_error(error):
@@ -157,20 +171,19 @@ class XlaChoice:
         xla, reason = local
         if recorded == xla:
             return local
+        reason = reason.removeprefix("auto: ")
         if recorded and not self.allowed:
-            warnings.warn(
+            warnings.warn(XlaDecisionWarning(
                 f"The resumed run recorded XLA for its {kind} steps (jit_compile='auto'), "
                 f"but here {reason}: they run without XLA, and the numbers may differ from "
-                "an uninterrupted run's.", XlaDecisionWarning, stacklevel=5)
+                "an uninterrupted run's.", kind, recorded, xla, reason), stacklevel=5)
             return local
-        warnings.warn(
+        warnings.warn(XlaDecisionWarning(
             f"The resumed run recorded {'XLA' if recorded else 'no XLA'} for its {kind} "
             f"steps (jit_compile='auto'); this machine would use "
-            f"{'XLA' if xla else 'no XLA'} ({reason.removeprefix('auto: ')}). The run's "
-            "decision is kept, so that its numbers do not change.",
-            XlaDecisionWarning, stacklevel=5)
-        return recorded, (f"auto: recorded by the resumed run (here: "
-                          f"{reason.removeprefix('auto: ')})")
+            f"{'XLA' if xla else 'no XLA'} ({reason}). The run's decision is kept, so "
+            "that its numbers do not change.", kind, recorded, xla, reason), stacklevel=5)
+        return recorded, f"auto: recorded by the resumed run (here: {reason})"
 
     def adopt(self, recorded):
         """Follows the decisions a resumed run recorded (`recorded()` of the run's
