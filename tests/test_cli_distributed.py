@@ -79,7 +79,7 @@ def _assert_same_as_one_process(run_dir, data_dir, epochs):
     return reference
 
 
-def test_strategy_is_recorded_and_may_change_on_resume(tmp_path, data_dir):
+def test_strategy_is_recorded_and_may_change_on_resume(tmp_path, data_dir, capsys):
     default, mirrored = tmp_path / "default", tmp_path / "mirrored"
     common = [*HOUSING, "--data-dir", str(data_dir), "--epochs", "2", "--verbose", "0"]
     assert main([*common, "--output-dir", str(default)]) == 0
@@ -87,9 +87,17 @@ def test_strategy_is_recorded_and_may_change_on_resume(tmp_path, data_dir):
                  "--epochs", "1"]) == 0
     assert _json(default / "config.json")["config"]["strategy"] == "default"
     assert _json(mirrored / "config.json")["config"]["strategy"] == "mirrored"
-    # Same results whatever the strategy: resume the mirrored run without one.
+    capsys.readouterr()
+    # Same results whatever the strategy: resume the mirrored run without one. Its
+    # `--jit-compile auto` decided no XLA (a strategy) and the resumed run keeps that,
+    # although here it would use XLA: it says so in one line.
     assert main(["train", "--resume", str(mirrored), "--epochs", "2", "--strategy", "default",
                  "--verbose", "0"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "XLA" in line]
+    note = ("Note: --resume keeps this run's XLA decision (--jit-compile auto: no XLA), "
+            "although this machine would use XLA (a CPU, no convolutions), so that its "
+            "numbers do not change.")
+    assert notes == [note], notes  # the train and test steps' decisions: one line
     assert _json(mirrored / "config.json")["config"]["strategy"] == "default"
     _assert_same_history(mirrored, default)
     _assert_same_model(mirrored, default)

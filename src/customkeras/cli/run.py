@@ -5,14 +5,20 @@ them train, checkpoint (collectively) and evaluate, but only the chief writes th
 files (config, history, plot, TensorBoard logs, model, metrics, manifest) and prints the
 summary; the others keep nothing (see `customkeras.training.run.RunCheckpoint`).
 
+A resumed run keeps the XLA decisions `--jit-compile auto` made when it started (its
+checkpoints record them, `EpochCheckpoint`), also on a machine that would decide
+otherwise (a CPU after a GPU, or another `--strategy`): it says so in one line.
+
 Library errors become one-line messages here: a checkpoint that cannot be read or
 written (`CheckpointError`) and any `OSError` while writing (a full disk) exit with
 status 1, keeping the last good checkpoint.
 """
 
+import contextlib
 import dataclasses
 import pathlib
 import sys
+import warnings
 
 import keras
 import tensorflow as tf
@@ -308,6 +314,39 @@ def _latest_checkpoint(run_dir: pathlib.Path) -> str | None:
     return str(run_dir / artifacts.CHECKPOINT_DIR / f"ckpt-{max(numbers)}") if numbers else None
 
 
+def _xla_note(warning) -> str:
+    """One line for an `XlaDecisionWarning`, whatever the loop kind."""
+    xla = {True: "XLA", False: "no XLA"}
+    if warning.recorded and not warning.used:
+        return (f"Note: this run recorded XLA (--jit-compile auto), but here "
+                f"{warning.reason}: the resumed run goes on without XLA, and its numbers "
+                "may differ from an uninterrupted run's.")
+    return (f"Note: --resume keeps this run's XLA decision (--jit-compile auto: "
+            f"{xla[warning.recorded]}), although this machine would use "
+            f"{xla[warning.used]} ({warning.reason}), so that its numbers do not change.")
+
+
+@contextlib.contextmanager
+def _xla_notes():
+    """Shows the `XlaDecisionWarning`s of a resumed run (it keeps the XLA decisions it
+    recorded, which this machine would not have made) as one line, once per decision
+    (not per loop kind), not as warnings with their source line."""
+    with warnings.catch_warnings():
+        show, shown = warnings.showwarning, set()
+
+        def one_line(message, category, filename, lineno, file=None, line=None):
+            if not isinstance(message, training.XlaDecisionWarning):
+                show(message, category, filename, lineno, file, line)
+                return
+            note = _xla_note(message)
+            if note not in shown:
+                shown.add(note)
+                print(note, file=sys.stderr, flush=True)
+
+        warnings.showwarning = one_line
+        yield
+
+
 def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=None,
            profile=None) -> int:
     chief = distribution.is_chief(strategy)
@@ -332,6 +371,8 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
                   f"(damaged or truncated: {reason}); resuming from "
                   f"{pathlib.Path(restored.path).name}.", file=sys.stderr, flush=True)
         completed = restored.completed_epochs if restored is not None else 0
+        if restored is not None:  # for results written without training (below)
+            trainer.adopt_xla(restored.xla)
         state["latest"] = restored.path if restored is not None else None
         if completed > run_config.epochs:
             raise CommandError(
@@ -368,7 +409,7 @@ def _train(run_config, run_dir, resume_run, verbose, strategy, state, max_time=N
                                                      profile_batch=profile or 0))
     args, kwargs = custom.fit_arguments(data.train)
     try:
-        with interrupt:
+        with interrupt, _xla_notes():
             fitted = trainer.fit(*args, epochs=run_config.epochs,
                                  batch_size=_batch_size(data.train, run_config),
                                  validation_data=data.validation, callbacks=callbacks,

@@ -196,8 +196,9 @@ def _add_common_options(parser: argparse.ArgumentParser) -> None:
                           help="XLA: auto (on a CPU unless the model has convolutions; never "
                                "under a strategy), true or false (the exact floats of Keras "
                                "fit). Decided from the model, never from timings, so a run "
-                               "and its resumption compute the same bits. Recorded in "
-                               "config.json (default: auto)")
+                               "and its resumption compute the same bits; auto's decisions "
+                               "are kept in the checkpoints, and --resume keeps them on "
+                               "another machine. Recorded in config.json (default: auto)")
     training.add_argument("--max-train-samples", type=int, metavar="N", default=s,
                           help="train on the first N training samples only, for quick runs "
                                "(with --input stream: the first N records) (default: all)")

@@ -35,6 +35,7 @@ from customkeras.training.run import (
 from customkeras.training.state import TrainingState
 from customkeras.training.strategies import STRATEGIES, create_strategy, read_tf_config
 from customkeras.training.trainer import Trainer
+from customkeras.training.xla_choice import XlaDecisionWarning
 
 __all__ = [
     "STRATEGIES",
@@ -49,6 +50,7 @@ __all__ = [
     "Trainer",
     "TrainingDivergedError",
     "TrainingState",
+    "XlaDecisionWarning",
     "create_strategy",
     "group_optimizer",
     "read_tf_config",

@@ -93,7 +93,8 @@ class FitLoop:
         self.history.steps = []
         self.state = TrainingState(self.model, optimizers_of(self.model), seed,
                                    checkpointable_input=train.checkpointable,
-                                   persistent_input=train.persistent_input)
+                                   persistent_input=train.persistent_input,
+                                   xla=controller.xla)
         for callback in training_state_callbacks(self.callback_list.callbacks):
             callback.set_training_state(self.state)
         # Executions end on these multiples of an epoch's steps.

@@ -12,6 +12,8 @@ where the epoch stood (the next step, the shuffle seed, the running metrics and 
 input iterator's position), so the rerun continues at the next step and ends as an
 uninterrupted run would. The companion is used only while its recorded metadata
 equals the callback's `training_metadata.json`; otherwise Keras's behaviour stands.
+It is written with every save, epoch ends included, and holds the XLA decisions of
+`jit_compile="auto"` too (`TrainingState.state_dict()`): the rerun adopts them.
 """
 
 import json
@@ -94,6 +96,7 @@ class BackupAndRestoreSupport:
                     "BackupAndRestore: the input (a generator or PyDataset) cannot be "
                     "checkpointed, so the interrupted epoch replays from its first batch",
                     stacklevel=3)
+                self.state.adopt_xla(position.get("xla"))
                 self.state.resume(epoch, 0, position.get("seed"))
                 return
             self.state.load_state_dict(position, read=self._reader(callback, position))

@@ -12,6 +12,10 @@ In the style of Lightning's loops (`state_dict` / `load_state_dict`): the positi
 `state_dict()` (JSON-able values) plus the TensorFlow objects of `trackables()` (the
 running metrics, the input iterator, the seed generators' states), and a checkpoint
 that saved both puts the run back with `load_state_dict(values, restore)`.
+
+The values include the XLA decisions `jit_compile="auto"` made (`xla_choice`): they
+depend on the machine, so a resume adopts the run's (`adopt_xla`) rather than letting
+this machine decide again.
 """
 
 import tensorflow as tf
@@ -34,9 +38,11 @@ class TrainingState:
             (`steps_per_epoch` with streamed data).
         logs: the logs (floats) after the last execution of the current epoch.
         validation_logs: the logs (`val_*` keys) of the last validation, or {}.
+        xla: the `Trainer`'s `xla_choice.XlaChoice`, or None (no XLA decision to record).
     """
 
-    def __init__(self, model, optimizers, seed, checkpointable_input, persistent_input):
+    def __init__(self, model, optimizers, seed, checkpointable_input, persistent_input,
+                 xla=None):
         self.model = model
         self.optimizers = list(optimizers)
         self.seed = seed
@@ -48,6 +54,7 @@ class TrainingState:
         self.resume_point = None
         self.logs = {}
         self.validation_logs = {}
+        self.xla = xla
 
     @property
     def metrics_variables(self):
@@ -62,9 +69,27 @@ class TrainingState:
         return [v for v in self.model.variables if id(v) not in weights]
 
     def state_dict(self):
-        """The position as JSON-able values: `{"epoch", "step", "seed", "logs"}`."""
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed,
-                "logs": dict(self.logs)}
+        """The position as JSON-able values: `{"epoch", "step", "seed", "logs"}`, and
+        `"xla"`: `{kind: bool}`, the XLA decisions made under `jit_compile="auto"` so
+        far (only then, and only once one is made)."""
+        values = {"epoch": self.epoch, "step": self.step, "seed": self.seed,
+                  "logs": dict(self.logs)}
+        recorded = self.xla.recorded() if self.xla is not None else {}
+        if recorded:
+            values["xla"] = recorded
+        return values
+
+    def adopt_xla(self, recorded):
+        """Makes `jit_compile="auto"` follow the XLA decisions a resumed run recorded
+        (`state_dict()["xla"]`) instead of deciding on this machine (call in
+        `on_train_begin`; `load_state_dict` calls it). An explicit `jit_compile`
+        ignores them.
+
+        Args:
+            recorded: `{kind: bool}`, or None (nothing recorded).
+        """
+        if self.xla is not None:
+            self.xla.adopt(recorded)
 
     def trackables(self, with_iterator, with_metrics=True, with_seed_states=False):
         """A `tf.train.Checkpoint` of the position's TensorFlow objects: the running
@@ -89,6 +114,7 @@ class TrainingState:
                 read(state)
             state.logs = dict(values.get("logs") or {})
 
+        self.adopt_xla(values.get("xla"))
         self.resume(values["epoch"], values["step"], values.get("seed"), restore=restore)
 
     def resume(self, epoch, step=0, seed=None, restore=None):

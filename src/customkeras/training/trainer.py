@@ -141,6 +141,7 @@ class Trainer:
         self._planner.agree = self._coordinator.agree_between_executions
         self._arrays = ArrayCache()
         self._controller = None
+        self._xla_recorded = None  # decisions to adopt once the engine exists
         if self._compile_arguments is not None and model.built:
             self._compile()
 
@@ -185,6 +186,21 @@ class Trainer:
         if self._controller is None:
             return {}
         return dict(self._controller.xla.decisions)
+
+    def adopt_xla(self, recorded):
+        """Makes `jit_compile="auto"` follow the XLA decisions a run recorded instead of
+        deciding on this machine (`xla_choice`), e.g. before evaluating a restored run
+        without training it. `fit` with `EpochCheckpoint` or `BackupAndRestore` does
+        it itself. An explicit `jit_compile` ignores them.
+
+        Args:
+            recorded: `{kind: bool}`, as `RestoredCheckpoint.xla` or
+                `TrainingState.state_dict()["xla"]` hold them, or None (nothing).
+        """
+        if self._controller is None:
+            self._xla_recorded = dict(recorded or {}) or None
+        else:
+            self._controller.xla.adopt(recorded)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
@@ -477,6 +493,8 @@ class Trainer:
             self._controller = Controller(
                 self.model, loops, self._planner, self._coordinator, self.strategy,
                 self.jit_compile, xla_allowed=not self._distributed)
+            self._controller.xla.adopt(self._xla_recorded)
+            self._xla_recorded = None
         with self.strategy.scope():
             self._controller.loops.check_logs(KINDS[purpose], source)
         return self._controller

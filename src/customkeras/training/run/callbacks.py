@@ -50,6 +50,11 @@ class EpochCheckpoint(keras.callbacks.Callback):
     step after its last save and ends with the uninterrupted run's bits. The `Trainer`
     ends its executions at multiples of N, so the save happens at the exact step.
 
+    Under the `Trainer`, every checkpoint also records the XLA decisions of
+    `jit_compile="auto"` (`RestoredCheckpoint.xla`), and a resumed run adopts them
+    (`TrainingState.adopt_xla`): resumed on a machine that would decide otherwise (a
+    CPU after a GPU), it keeps the run's, with an `XlaDecisionWarning`.
+
     Args:
         checkpoint: a directory, or a `RunCheckpoint`. A directory's checkpoint is made
             in `on_train_begin` from the model and `model.optimizer` (the `Trainer` sets
@@ -175,10 +180,13 @@ class EpochCheckpoint(keras.callbacks.Callback):
                               stacklevel=2)
         if self.restored is None:
             # A run interrupted in its first epoch can then resume from its initial state.
-            self._checkpoint.save(self.completed_epochs, self.history, metadata=self._metadata)
+            self._checkpoint.save(self.completed_epochs, self.history, metadata=self._metadata,
+                                  xla=self._xla_decisions())
         # `_initial_epoch or initial_epoch` is what fit reads: None leaves its argument alone.
         compat.set_initial_epoch(self.model, self.completed_epochs or None)
         state = self._state
+        if state is not None and self.restored is not None:
+            state.adopt_xla(self.restored.xla)  # the run's, not this machine's
         if self.step_interval and state is not None:
             temporary = self._checkpoint.temporary_directory
             self._mid_epoch = RunCheckpoint(
@@ -226,9 +234,14 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if state is not None and state.persistent_input and state.checkpointable_input \
                 and state.iterator is not None:
             tf.train.Checkpoint(iterator=state.iterator).write(self._iterator_prefix(epoch + 1))
-        self._checkpoint.save(epoch + 1, self.history, metadata=self._metadata)
+        self._checkpoint.save(epoch + 1, self.history, metadata=self._metadata,
+                              xla=self._xla_decisions())
         if self._on_epoch_saved is not None:
             self._on_epoch_saved(self.history)
+
+    def _xla_decisions(self):
+        """The XLA decisions of `jit_compile="auto"` so far (none under Keras `fit`)."""
+        return None if self._state is None else self._state.state_dict().get("xla")
 
     # ---- mid-epoch checkpoints (`save_freq=N`) ----------------------------------------
 
@@ -247,7 +260,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         position = {**state.state_dict(), "iterator": with_iterator, "number": number,
                     "metadata": self._metadata}
         self._mid_epoch.save(self.completed_epochs, self.history,
-                             metadata=json.dumps(position), number=number)
+                             metadata=json.dumps(position), number=number,
+                             xla=position.get("xla"))
         # The newest position only, as the newest checkpoint.
         directory = os.path.dirname(prefix)
         for name in os.listdir(directory):
@@ -276,6 +290,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
             warnings.warn("EpochCheckpoint: the input (a generator or PyDataset) cannot be "
                           "checkpointed, so the interrupted epoch replays from its first "
                           "batch", stacklevel=3)
+            state.adopt_xla(position.get("xla"))
             state.resume(position["epoch"], 0, position.get("seed"))
             return True
         prefix = self._position_prefix(position["number"])

@@ -3,7 +3,9 @@
 A checkpoint (`tf.train.Checkpoint`) holds the model's weights, the optimizers' state,
 the number of completed epochs, the history of those epochs, the random state (the
 layers' seed generators plus Python's and NumPy's global generators), an optional
-metadata string, and any extra trackables (e.g. a `tf.data` iterator). Because the
+metadata string, the XLA decisions of `jit_compile="auto"` that the run's numbers
+followed (`xla_choice`: they depend on the machine, so a resume adopts them), and any
+extra trackables (e.g. a `tf.data` iterator). Because the
 `Trainer` shuffles each epoch as a function of (seed, epoch), restoring one and starting
 at its epoch reproduces an uninterrupted run exactly.
 
@@ -50,7 +52,9 @@ def _numbers(directory: pathlib.Path, pattern: re.Pattern = _FILE) -> list[int]:
     found = (pattern.match(path.name) for path in directory.iterdir())
     return sorted({int(match.group(1)) for match in found if match})
 _RESERVED = ("model", "optimizers", "seed_states", "completed_epochs", "history",
-             "rng_state", "metadata")
+             "rng_state", "metadata", "xla_decisions")
+# The XLA decisions' entry; checkpoints written before it was added have none.
+_XLA_KEY = "xla_decisions/.ATTRIBUTES/VARIABLE_VALUE"
 
 
 def _rng_state() -> str:
@@ -87,6 +91,8 @@ class RestoredCheckpoint:
         metadata: the string saved with it (`""` when none).
         path: the checkpoint's path prefix, e.g. `".../ckpt-3"`.
         skipped: `(path, reason)` for each newer checkpoint that could not be read.
+        xla: `{kind: bool}`, the XLA decisions of `jit_compile="auto"` the run made
+            (`TrainingState.state_dict()["xla"]`); empty when none was recorded.
     """
 
     completed_epochs: int
@@ -94,6 +100,7 @@ class RestoredCheckpoint:
     metadata: str
     path: str
     skipped: tuple[tuple[str, str], ...] = ()
+    xla: dict = dataclasses.field(default_factory=dict)
 
 
 class RunCheckpoint:
@@ -139,15 +146,19 @@ class RunCheckpoint:
         self._history = tf.Variable("{}", dtype=tf.string, trainable=False, name="history")
         self._rng = tf.Variable("", dtype=tf.string, trainable=False, name="rng_state")
         self._metadata = tf.Variable("", dtype=tf.string, trainable=False, name="metadata")
+        self._xla = tf.Variable("{}", dtype=tf.string, trainable=False, name="xla_decisions")
         weight_ids = {id(weight) for weight in model.weights}
         # Seed-generator states are model variables but not weights; track them by name.
         seed_states = [v for v in model.variables if id(v) not in weight_ids]
-        self._checkpoint = tf.train.Checkpoint(
-            model=model, optimizers=list(optimizers), seed_states=seed_states,
-            completed_epochs=self._epoch, history=self._history, rng_state=self._rng,
-            metadata=self._metadata, **extra)
+        objects = dict(model=model, optimizers=list(optimizers), seed_states=seed_states,
+                       completed_epochs=self._epoch, history=self._history,
+                       rng_state=self._rng, metadata=self._metadata, **extra)
+        self._checkpoint = tf.train.Checkpoint(**objects, xla_decisions=self._xla)
+        # For checkpoints written before the XLA decisions were recorded.
+        self._checkpoint_without_xla = tf.train.Checkpoint(**objects)
         # Created now (else lazily by a restore), so that what is saved is what is restored.
         _ = self._checkpoint.save_counter
+        _ = self._checkpoint_without_xla.save_counter
         self._temporary = None if temporary_directory is None else pathlib.Path(
             temporary_directory)
         self._saved = None  # the last save, as a path prefix in `directory`
@@ -179,7 +190,8 @@ class RunCheckpoint:
         return self._prefix(numbers[-1]) if numbers else None
 
     def save(self, completed_epochs: int, history: Mapping[str, Sequence[float]], *,
-             metadata: str = "", number: int | None = None) -> str:
+             metadata: str = "", number: int | None = None,
+             xla: Mapping[str, bool] | None = None) -> str:
         """Writes `ckpt-<number>`, then deletes all but the newest `max_to_keep`.
 
         Args:
@@ -189,6 +201,9 @@ class RunCheckpoint:
                 Defaults to `""`.
             number: the checkpoint's number, increasing along a run. Defaults to
                 `completed_epochs` (mid-epoch checkpoints number their steps).
+            xla: `{kind: bool}`, the XLA decisions of `jit_compile="auto"` made so far
+                (`TrainingState.state_dict().get("xla")`), read back as
+                `restored.xla`. Defaults to None (none).
 
         Returns:
             The checkpoint's path prefix (on a non-chief worker, the chief's).
@@ -203,6 +218,8 @@ class RunCheckpoint:
         self._history.assign(json.dumps({k: [float(x) for x in v] for k, v in history.items()}))
         self._rng.assign(_rng_state())
         self._metadata.assign(metadata)
+        self._xla.assign(json.dumps({str(k): bool(v) for k, v in (xla or {}).items()},
+                                    sort_keys=True))
         prefix = self._prefix(number)
         if self._temporary is not None:
             try:
@@ -279,9 +296,16 @@ class RunCheckpoint:
                 failures.append((path, f"its {PREFIX}-{number}.index file is missing"))
                 continue
             try:
-                status = self._checkpoint.restore(path)
+                with_xla = tf.train.load_checkpoint(path).has_tensor(_XLA_KEY)
+                if not with_xla:
+                    self._xla.assign("{}")
+                status = (self._checkpoint if with_xla
+                          else self._checkpoint_without_xla).restore(path)
                 status.assert_existing_objects_matched()
                 history = json.loads(self._history.numpy().decode("utf-8"))
+                xla = json.loads(self._xla.numpy().decode("utf-8"))
+                if not isinstance(xla, dict):
+                    raise TypeError(f"its XLA decisions are not a JSON object: {xla!r}")
                 _set_rng_state(self._rng.numpy().decode("utf-8"))
             # A damaged file surfaces as any of these, depending on which bytes are bad.
             except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError,
@@ -291,7 +315,7 @@ class RunCheckpoint:
             self._discarded = {int(p.rsplit("-", 1)[1]) for p, _ in failures}
             return RestoredCheckpoint(int(self._epoch.numpy()), history,
                                       self._metadata.numpy().decode("utf-8"), path,
-                                      tuple(failures))
+                                      tuple(failures), xla=xla)
         if failures:
             raise CheckpointError(
                 f"Cannot restore any checkpoint in {self.directory} (damaged or truncated, "
