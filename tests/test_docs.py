@@ -151,7 +151,10 @@ def run_markdown(path: pathlib.Path, request) -> None:
         pytest.skip(f"{path.name}: no data directory, skipped data blocks at lines {data_lines}")
 
 
-@pytest.mark.parametrize("path", DOC_FILES, ids=[p.name for p in DOC_FILES])
+# README.md's blocks each run alone in a fresh interpreter, with their outputs checked
+# (`test_readme_block_runs_alone_in_a_fresh_interpreter`), which covers running them in
+# one namespace too.
+@pytest.mark.parametrize("path", DOC_FILES[:-1], ids=[p.name for p in DOC_FILES[:-1]])
 def test_doc_file_runs(path, request, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     run_markdown(path, request)
@@ -367,7 +370,6 @@ def _readme_python_blocks() -> list[Block]:
     return [block for block in parse_blocks(README) if block.language == "python"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("block", _readme_python_blocks(), ids=lambda b: f"README.md:{b.line}")
 def test_readme_block_runs_alone_in_a_fresh_interpreter(block, tmp_path, request):
     """Each README block as a user pastes it: alone, in a new `python`, in a shell without
