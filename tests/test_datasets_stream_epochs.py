@@ -84,23 +84,29 @@ def test_a_variable_epoch_gives_its_order_whatever_came_before(shard_cache, data
         assert 0 < len(part) < len(expected[2])
 
 
+def _model_and_epoch_stream(shard_cache, data_dir):
+    """A seeded compiled model, a reshuffled housing stream whose order is that of a
+    `tf.Variable` epoch, and the callback that sets the variable at each epoch's start."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input([8]), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    epoch = tf.Variable(0, dtype=tf.int64)
+    set_epoch = keras.callbacks.LambdaCallback(on_epoch_begin=lambda e, logs: epoch.assign(e))
+    train = stream_california_housing("train", batch_size=64, shuffle=True, seed=5,
+                                      data_dir=data_dir, cache_dir=shard_cache,
+                                      max_examples=1000, epoch=epoch)
+    return model, train, set_epoch
+
+
 def test_fit_with_an_epoch_callback_resumes_with_the_uninterrupted_orders(shard_cache,
                                                                           data_dir):
     # Keras `fit` itself (no fast-forward of iterators): a run resumed at epoch 2 in a new
     # pipeline, from the weights after epoch 2, ends with the uninterrupted run's weights.
     def run(epochs, initial_epoch=0, weights=None):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input([8]), keras.layers.Dense(4, activation="relu"),
-                                  keras.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
+        model, train, set_epoch = _model_and_epoch_stream(shard_cache, data_dir)
         if weights is not None:
             model.set_weights(weights)
-        epoch = tf.Variable(0, dtype=tf.int64)
-        set_epoch = keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda e, logs: epoch.assign(e))
-        train = stream_california_housing("train", batch_size=64, shuffle=True, seed=5,
-                                          data_dir=data_dir, cache_dir=shard_cache,
-                                          max_examples=1000, epoch=epoch)
         history = model.fit(train, epochs=epochs, initial_epoch=initial_epoch,
                             callbacks=[set_epoch], shuffle=False, verbose=0)
         return model.get_weights(), history.history["loss"]
@@ -121,16 +127,7 @@ def test_the_trainer_sets_the_epoch_before_it_reads_a_pass(shard_cache, data_dir
     from customkeras.training.run import EpochCheckpoint
 
     def run(epochs, directory):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input([8]), keras.layers.Dense(4, activation="relu"),
-                                  keras.layers.Dense(1)])
-        model.compile(optimizer="sgd", loss="mse")
-        epoch = tf.Variable(0, dtype=tf.int64)
-        set_epoch = keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda e, logs: epoch.assign(e))
-        train = stream_california_housing("train", batch_size=64, shuffle=True, seed=5,
-                                          data_dir=data_dir, cache_dir=shard_cache,
-                                          max_examples=1000, epoch=epoch)
+        model, train, set_epoch = _model_and_epoch_stream(shard_cache, data_dir)
         history = Trainer(model).fit(train, epochs=epochs, shuffle=False, verbose=0, callbacks=[
             set_epoch, EpochCheckpoint(str(directory))])
         return model.get_weights(), history.history["loss"]
